@@ -1,0 +1,1 @@
+"""Outside systems behind small Protocols: each has a real implementation and an in-memory twin."""

@@ -1,0 +1,58 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from helpdesk import health
+from helpdesk.bootstrap import Runtime, build_runtime
+from helpdesk.config import Settings
+from helpdesk.deps import provide_db_session, provide_operator, provide_settings
+from helpdesk.error_handlers import EXCEPTION_HANDLERS
+from helpdesk.learners.api import LearnerSyncController
+from helpdesk.request_logging import request_logging_middleware
+from helpdesk.tickets.api import TicketController
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
+    """Build the web application; the database engine is created here, not at import."""
+    runtime = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=[
+            health.healthz,
+            health.readyz,
+            LearnerSyncController,
+            TicketController,
+        ],
+        dependencies={
+            "db_session": Provide(provide_db_session),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "operator": Provide(provide_operator),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_logging_middleware],
+        lifespan=[lifespan],
+        state=State({"runtime": runtime}),
+        openapi_config=OpenAPIConfig(
+            title="Helpdesk",
+            version="1",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )

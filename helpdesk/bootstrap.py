@@ -1,0 +1,37 @@
+"""The one place that wires settings to real collaborators (cosmicpython's `bootstrap`).
+
+HTTP handlers, CLI commands and taskiq tasks all get their database sessions and
+adapters from a `Runtime`, so they run exactly the same services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from helpdesk.adapters.clock import Clock, SystemClock
+from helpdesk.config import Settings
+from helpdesk.db import create_engine, create_session_factory
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    """Create the engine and collaborators for these settings (no I/O until first use)."""
+    engine = create_engine(settings.database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        clock=clock or SystemClock(),
+    )

@@ -1,0 +1,178 @@
+"""The `helpdesk` command line (DESIGN §5)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from helpdesk.config import EX_CONFIG, ConfigError, Settings, load_settings
+from helpdesk.errors import HelpdeskError
+
+EX_TEMPFAIL = 75
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EX_CONFIG
+    try:
+        result = args.handler(settings, args)
+    except HelpdeskError as exc:
+        print(f"helpdesk: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helpdesk", description="Helpdesk for course providers")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate an embedded database and serve HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=_serve)
+
+    commands.add_parser("migrate", help="alembic upgrade head").set_defaults(handler=_migrate)
+
+    operator = commands.add_parser("operator", help="manage operators")
+    operator_commands = operator.add_subparsers(metavar="ACTION")
+    add = operator_commands.add_parser("add", help="create an operator")
+    add.add_argument("email")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--password-stdin", action="store_true")
+    add.set_defaults(handler=_operator_add)
+
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(metavar="ACTION")
+    create = token_commands.add_parser("create", help="print a new API token for an operator")
+    create.add_argument("email")
+    create.set_defaults(handler=_token_create)
+
+    commands.add_parser("worker", help="run a taskiq worker").set_defaults(handler=_worker)
+    commands.add_parser("scheduler", help="run the taskiq scheduler").set_defaults(
+        handler=_scheduler
+    )
+    commands.add_parser("demo-data", help="fill an empty database with demo data").set_defaults(
+        handler=_demo_data
+    )
+    return parser
+
+
+def _run_with_runtime(
+    settings: Settings, work: Callable[[Any], Awaitable[Any]]
+) -> Any:
+    """Run one coroutine against a freshly built runtime and close it afterwards."""
+    from helpdesk.bootstrap import build_runtime
+
+    async def runner() -> Any:
+        runtime = build_runtime(settings)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(runner())
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from helpdesk.migrate import upgrade_database
+
+    if settings.is_sqlite:
+        asyncio.run(upgrade_database(settings.database_url))
+    uvicorn.run(
+        "helpdesk.asgi:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+    return 0
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from helpdesk.migrate import upgrade_database
+
+    asyncio.run(upgrade_database(settings.database_url))
+    print("database is at the latest revision", file=sys.stderr)
+    return 0
+
+
+def _operator_add(settings: Settings, args: argparse.Namespace) -> int:
+    from helpdesk.db import transaction
+    from helpdesk.operators import service
+
+    password = _read_password(args.password_stdin)
+
+    async def work(runtime: Any) -> None:
+        async with transaction(runtime.sessions) as session:
+            await service.create_operator(session, args.email, args.name, args.role, password)
+
+    _run_with_runtime(settings, work)
+    print(f"operator {args.email} added as {args.role}", file=sys.stderr)
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n") or None
+    if sys.stdin.isatty():
+        return getpass.getpass("Password (empty for none): ") or None
+    return None
+
+
+def _token_create(settings: Settings, args: argparse.Namespace) -> int:
+    from helpdesk.db import transaction
+    from helpdesk.operators import service
+
+    async def work(runtime: Any) -> str:
+        async with transaction(runtime.sessions) as session:
+            return await service.issue_api_token(session, args.email)
+
+    print(_run_with_runtime(settings, work))
+    return 0
+
+
+def _worker(settings: Settings, _: argparse.Namespace) -> int:
+    from helpdesk.broker import run_worker
+
+    return run_worker(settings)
+
+
+def _scheduler(settings: Settings, _: argparse.Namespace) -> int:
+    from helpdesk.broker import run_scheduler
+
+    return run_scheduler(settings)
+
+
+def _demo_data(settings: Settings, _: argparse.Namespace) -> int:
+    from helpdesk.demo import load_demo_data
+
+    created = _run_with_runtime(settings, load_demo_data)
+    if created:
+        print("demo data loaded; sign in as demo@helpdesk.local / demo", file=sys.stderr)
+    else:
+        print("database is not empty; demo data not loaded, nothing changed", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

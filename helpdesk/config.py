@@ -1,0 +1,247 @@
+"""Settings read from HELPDESK_* environment variables (DESIGN §4).
+
+Every variable is parsed and checked once at start-up; a bad value raises `ConfigError`
+naming the variable, which the CLI prints as one line and exits with EX_CONFIG (78).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+
+EX_CONFIG = 78
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+class SmtpSettings(msgspec.Struct, frozen=True):
+    """Where outgoing mail is relayed; `security` is starttls, tls (implicit) or off."""
+
+    host: str
+    port: int
+    security: str
+    username: str | None = None
+    password: str | None = None
+
+
+class ImapSettings(msgspec.Struct, frozen=True):
+    """The support mailbox that `helpdesk fetch-mail` reads."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    password: str
+    mailbox: str = "INBOX"
+    processed_folder: str | None = None
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """All runtime configuration; built by `load_settings`, never read from globals."""
+
+    database_url: str = "sqlite+aiosqlite:///var/helpdesk.db"
+    data_dir: Path = Path("var")
+    redis_url: str | None = None
+    smtp: SmtpSettings | None = None
+    imap: ImapSettings | None = None
+    support_address: str = "support@localhost"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    platform_api_key: str | None = None
+    widget_secret: str | None = None
+    widget_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
+    platform_webhook_url: str | None = None
+    platform_webhook_secret: str | None = None
+    authserv_id: str | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        """DESIGN §4: any database that is not SQLite means production."""
+        return not self.is_sqlite
+
+    @property
+    def support_domain(self) -> str:
+        return self.support_address.rpartition("@")[2]
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from the environment, raising `ConfigError` on the first bad value."""
+    env = dict(os.environ if environ is None else environ)
+
+    def get(name: str) -> str | None:
+        value = env.get(f"HELPDESK_{name}", "").strip()
+        return value or None
+
+    database_url = get("DATABASE_URL") or Settings.database_url
+    _check_database_url(database_url)
+    data_dir = Path(get("DATA_DIR") or "var")
+    settings = Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        redis_url=_check_url("HELPDESK_REDIS_URL", get("REDIS_URL"), ("redis", "rediss")),
+        smtp=parse_smtp_url(get("SMTP_URL")),
+        imap=parse_imap_url(get("IMAP_URL")),
+        support_address=_check_address("HELPDESK_SUPPORT_ADDRESS", get("SUPPORT_ADDRESS")),
+        base_url=(
+            _check_url("HELPDESK_BASE_URL", get("BASE_URL"), ("http", "https"))
+            or Settings.base_url
+        ).rstrip("/"),
+        platform_api_key=get("PLATFORM_API_KEY"),
+        widget_secret=get("WIDGET_SECRET"),
+        widget_origins=_parse_origins(get("WIDGET_ORIGINS")),
+        platform_webhook_url=_check_url(
+            "HELPDESK_PLATFORM_WEBHOOK_URL", get("PLATFORM_WEBHOOK_URL"), ("http", "https")
+        ),
+        platform_webhook_secret=get("PLATFORM_WEBHOOK_SECRET"),
+        authserv_id=get("AUTHSERV_ID"),
+    )
+    if settings.platform_webhook_url and not settings.platform_webhook_secret:
+        raise ConfigError(
+            "HELPDESK_PLATFORM_WEBHOOK_SECRET", "required when HELPDESK_PLATFORM_WEBHOOK_URL is set"
+        )
+    secret = get("SECRET_KEY")
+    if secret is None:
+        if settings.is_production:
+            raise ConfigError("HELPDESK_SECRET_KEY", "required with a non-SQLite database")
+        secret = _embedded_secret_key(data_dir)
+    elif len(secret) < 16:
+        raise ConfigError("HELPDESK_SECRET_KEY", "must be at least 16 characters")
+    return msgspec.structs.replace(settings, secret_key=secret)
+
+
+def _check_database_url(url: str) -> None:
+    scheme = url.partition("://")[0]
+    if scheme not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
+        raise ConfigError(
+            "HELPDESK_DATABASE_URL",
+            f"unsupported scheme {scheme!r}; use sqlite+aiosqlite:// or postgresql+asyncpg://",
+        )
+
+
+def _check_url(variable: str, value: str | None, schemes: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(variable, f"expected a {'/'.join(schemes)} URL with a host")
+    return value
+
+
+def _check_address(variable: str, value: str | None) -> str:
+    if value is None:
+        return Settings.support_address
+    local, at, domain = value.partition("@")
+    if not at or not local or not domain or any(c in value for c in " <>\r\n,;"):
+        raise ConfigError(variable, "expected a plain address like support@example.no")
+    if "+" in local:
+        raise ConfigError(variable, "must not contain '+'; it is used for signed reply addresses")
+    return value
+
+
+def _parse_origins(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return Settings.widget_origins
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+            raise ConfigError("HELPDESK_WIDGET_ORIGINS", f"{origin!r} is not an origin")
+    return origins
+
+
+def _port(variable: str, parts: object, default: int) -> int:
+    try:
+        return parts.port or default  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise ConfigError(variable, "bad port") from exc
+
+
+def parse_smtp_url(value: str | None) -> SmtpSettings | None:
+    """`smtp://user:pass@host:587` (STARTTLS), `smtps://…:465`, `smtp://host:25?tls=off`."""
+    if value is None:
+        return None
+    name = "HELPDESK_SMTP_URL"
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(name, "expected smtp://[user:pass@]host[:port] or smtps://…")
+    tls = parse_qs(parts.query).get("tls", [""])[0]
+    if parts.scheme == "smtps":
+        security, default_port = "tls", 465
+    elif tls in ("", "starttls"):
+        security, default_port = "starttls", 587
+    elif tls == "off":
+        security, default_port = "off", 25
+    else:
+        raise ConfigError(name, f"tls={tls!r} is not one of starttls, off")
+    return SmtpSettings(
+        host=parts.hostname,
+        port=_port(name, parts, default_port),
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def parse_imap_url(value: str | None) -> ImapSettings | None:
+    """`imaps://user:pass@host:993/INBOX`, `imap://…:143/INBOX?tls=starttls|off`."""
+    if value is None:
+        return None
+    name = "HELPDESK_IMAP_URL"
+    parts = urlsplit(value)
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname:
+        raise ConfigError(name, "expected imaps://user:pass@host[:port]/MAILBOX")
+    if not parts.username or parts.password is None:
+        raise ConfigError(name, "user and password are required")
+    query = parse_qs(parts.query)
+    tls = query.get("tls", [""])[0]
+    if parts.scheme == "imaps":
+        security, default_port = "tls", 993
+    elif tls in ("starttls", ""):
+        security, default_port = "starttls", 143
+    elif tls == "off":
+        security, default_port = "off", 143
+    else:
+        raise ConfigError(name, f"tls={tls!r} is not one of starttls, off")
+    return ImapSettings(
+        host=parts.hostname,
+        port=_port(name, parts, default_port),
+        security=security,
+        username=unquote(parts.username),
+        password=unquote(parts.password),
+        mailbox=unquote(parts.path.lstrip("/")) or "INBOX",
+        processed_folder=query.get("processed", [None])[0],
+    )
+
+
+def _embedded_secret_key(data_dir: Path) -> str:
+    """Generate the embedded mode's secret once and keep it in `<data dir>/secret_key`."""
+    path = data_dir / "secret_key"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+    except FileExistsError:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError("HELPDESK_DATA_DIR", f"cannot write {path}: {exc.strerror}") from exc

@@ -1,0 +1,84 @@
+"""Every error leaves as `{"error": code, "detail": text}` (DESIGN §6), never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from helpdesk.errors import HelpdeskError, RateLimited, ValidationFailed
+
+log = logging.getLogger("helpdesk.http")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "bad_request",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "bad_request",
+    422: "validation_failed",
+    429: "rate_limited",
+}
+
+
+def error_response(status: int, code: str, detail: str, **extra: Any) -> Response[Any]:
+    headers = extra.pop("headers", None)
+    return Response(
+        {"error": code, "detail": detail, **extra},
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def handle_helpdesk_error(_: Request[Any, Any, Any], exc: HelpdeskError) -> Response[Any]:
+    if isinstance(exc, ValidationFailed):
+        return error_response(exc.status_code, exc.code, exc.detail, fields=exc.fields)
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(exc.status_code, exc.code, exc.detail, headers=headers)
+    return error_response(exc.status_code, exc.code, exc.detail)
+
+
+def handle_validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """Litestar's body/parameter validation: name each offending field."""
+    fields: dict[str, str] = {}
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            key = str(item.get("key") or "body")
+            fields[key.removeprefix("$.")] = str(item.get("message", "invalid"))
+    if not fields:
+        # A body that is not JSON at all (or not an object) is a plain bad request.
+        return error_response(400, "bad_request", _plain(exc.detail))
+    return error_response(422, "validation_failed", "Some fields are not valid.", fields=fields)
+
+
+def handle_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    code = _CODES.get(exc.status_code, "bad_request")
+    headers = dict(exc.headers or {})
+    return error_response(exc.status_code, code, _plain(exc.detail), headers=headers or None)
+
+
+def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side."
+    )
+
+
+def _plain(detail: str) -> str:
+    return detail.split("\n", 1)[0][:300]
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    HelpdeskError: handle_helpdesk_error,
+    ValidationException: handle_validation_error,
+    HTTPException: handle_http_error,
+    Exception: handle_unexpected_error,
+}

@@ -1,0 +1,35 @@
+"""SQLModel tables, one module per aggregate. Importing this package registers them all."""
+
+from sqlmodel import SQLModel
+
+# Deterministic constraint names, so Alembic (and SQLite batch mode) can address them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+from helpdesk.models.audit import AuditEvent
+from helpdesk.models.learners import Enrolment, Learner
+from helpdesk.models.messages import Attachment, Message
+from helpdesk.models.operators import ApiToken, Operator
+from helpdesk.models.orders import Order
+from helpdesk.models.outbound import OutboundEmail
+from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
+
+__all__ = [
+    "ApiToken",
+    "Attachment",
+    "AuditEvent",
+    "Enrolment",
+    "Learner",
+    "Message",
+    "Operator",
+    "Order",
+    "OutboundEmail",
+    "Ticket",
+    "TicketNumber",
+    "TicketOrder",
+]

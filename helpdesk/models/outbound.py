@@ -1,0 +1,41 @@
+"""The transactional outbox of outgoing mail and its delivery state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+from helpdesk.adapters.clock import utcnow
+from helpdesk.models.types import JsonDocument, UtcDateTime
+
+DELIVERY_STATUSES = ("queued", "sent", "retrying", "failed", "bounced")
+
+
+class OutboundEmail(SQLModel, table=True):
+    __tablename__ = "outbound_emails"
+    __table_args__ = (Index("ix_outbound_emails_status_next_attempt", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The operator message this mail carries; null for notifications not tied to a message.
+    message_id: int | None = Field(
+        default=None, foreign_key="messages.id", ondelete="SET NULL", index=True
+    )
+    ticket_id: int | None = Field(
+        default=None, foreign_key="tickets.id", ondelete="SET NULL", index=True
+    )
+    kind: str = Field(default="reply", max_length=30)
+    recipients: list[str] = Field(default_factory=list, sa_type=JsonDocument)
+    # Our Message-ID, fixed when the row is written (without angle brackets).
+    rfc_message_id: str = Field(max_length=998, unique=True)
+    # The complete RFC 5322 message, so a resend is byte-identical.
+    raw: bytes | None = Field(default=None, sa_type=LargeBinary)
+    status: str = Field(default="queued", max_length=10)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    claimed_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_reply: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+    sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

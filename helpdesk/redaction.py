@@ -1,0 +1,34 @@
+"""Keep personal data out of logs: email addresses are redacted (DESIGN §7)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_ADDRESS = re.compile(r"([A-Za-z0-9._%+\-]{1,64})@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
+
+
+def redact_addresses(text: str) -> str:
+    """`kari.nordmann@example.no` → `k***@example.no`."""
+    return _ADDRESS.sub(lambda m: f"{m.group(1)[0]}***@{m.group(2)}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every record's message with addresses redacted, whatever logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_addresses(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr through the redacting filter."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,21 @@
+"""The service answers its probes and errors in the contract's JSON shape."""
+
+
+async def test_healthz_and_readyz_report_ok(client) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["database"] == "ok"
+
+
+async def test_unknown_path_is_json_not_found(client) -> None:
+    response = await client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert "Traceback" not in response.text
+
+
+async def test_openapi_schema_is_served(client) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    assert response.json()["info"]["title"] == "Helpdesk"
