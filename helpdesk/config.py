@@ -48,20 +48,26 @@ class ImapSettings(msgspec.Struct, frozen=True):
     processed_folder: str | None = None
 
 
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/helpdesk.db"
+DEFAULT_SUPPORT_ADDRESS = "support@localhost"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+DEFAULT_WIDGET_ORIGINS = ("http://127.0.0.1:8000",)
+
+
 class Settings(msgspec.Struct, frozen=True):
     """All runtime configuration; built by `load_settings`, never read from globals."""
 
-    database_url: str = "sqlite+aiosqlite:///var/helpdesk.db"
+    database_url: str = DEFAULT_DATABASE_URL
     data_dir: Path = Path("var")
     redis_url: str | None = None
     smtp: SmtpSettings | None = None
     imap: ImapSettings | None = None
-    support_address: str = "support@localhost"
-    base_url: str = "http://127.0.0.1:8000"
+    support_address: str = DEFAULT_SUPPORT_ADDRESS
+    base_url: str = DEFAULT_BASE_URL
     secret_key: str = ""
     platform_api_key: str | None = None
     widget_secret: str | None = None
-    widget_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
+    widget_origins: tuple[str, ...] = DEFAULT_WIDGET_ORIGINS
     platform_webhook_url: str | None = None
     platform_webhook_secret: str | None = None
     authserv_id: str | None = None
@@ -88,7 +94,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = env.get(f"HELPDESK_{name}", "").strip()
         return value or None
 
-    database_url = get("DATABASE_URL") or Settings.database_url
+    database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
     _check_database_url(database_url)
     data_dir = Path(get("DATA_DIR") or "var")
     settings = Settings(
@@ -100,7 +106,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         support_address=_check_address("HELPDESK_SUPPORT_ADDRESS", get("SUPPORT_ADDRESS")),
         base_url=(
             _check_url("HELPDESK_BASE_URL", get("BASE_URL"), ("http", "https"))
-            or Settings.base_url
+            or DEFAULT_BASE_URL
         ).rstrip("/"),
         platform_api_key=get("PLATFORM_API_KEY"),
         widget_secret=get("WIDGET_SECRET"),
@@ -145,7 +151,7 @@ def _check_url(variable: str, value: str | None, schemes: tuple[str, ...]) -> st
 
 def _check_address(variable: str, value: str | None) -> str:
     if value is None:
-        return Settings.support_address
+        return DEFAULT_SUPPORT_ADDRESS
     local, at, domain = value.partition("@")
     if not at or not local or not domain or any(c in value for c in " <>\r\n,;"):
         raise ConfigError(variable, "expected a plain address like support@example.no")
@@ -156,7 +162,7 @@ def _check_address(variable: str, value: str | None) -> str:
 
 def _parse_origins(value: str | None) -> tuple[str, ...]:
     if value is None:
-        return Settings.widget_origins
+        return DEFAULT_WIDGET_ORIGINS
     origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
     for origin in origins:
         parts = urlsplit(origin)

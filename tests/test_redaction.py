@@ -1,0 +1,19 @@
+"""Email addresses never reach the logs in clear."""
+
+from __future__ import annotations
+
+import logging
+
+from helpdesk.redaction import RedactingFilter, redact_addresses
+
+
+def test_addresses_are_redacted_keeping_the_domain() -> None:
+    assert redact_addresses("from kari.nordmann@example.no to ola@kurs.no") == (
+        "from k***@example.no to o***@kurs.no"
+    )
+
+
+def test_log_records_pass_through_the_redacting_filter() -> None:
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "sender %s", ("kari@example.no",), None)
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "sender k***@example.no"
