@@ -14,6 +14,8 @@ def test_addresses_are_redacted_keeping_the_domain() -> None:
 
 
 def test_log_records_pass_through_the_redacting_filter() -> None:
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "sender %s", ("kari@example.no",), None)
+    record = logging.LogRecord(
+        "t", logging.INFO, __file__, 1, "sender %s", ("kari@example.no",), None
+    )
     assert RedactingFilter().filter(record)
     assert record.getMessage() == "sender k***@example.no"

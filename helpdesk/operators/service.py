@@ -10,7 +10,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpdesk.adapters.clock import utcnow
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict, NotFound, ValidationFailed
 from helpdesk.models import ApiToken, Operator
@@ -58,7 +57,7 @@ async def create_operator(
         raise ValidationFailed(errors)
     assert address is not None
     if await find_operator(session, address):
-        raise Conflict(f"An operator with that email already exists.")
+        raise Conflict("An operator with that email already exists.")
     operator = Operator(
         email=address,
         email_key=address.lower(),
