@@ -1,0 +1,57 @@
+"""Public ticket numbers: increasing, unique under concurrent creation, gaps allowed.
+
+A number is the autoincrement key of a new `ticket_numbers` row. The insert is atomic on
+both databases, so two transactions never get the same number; a rolled-back transaction
+leaves a gap. Numbers start above `FIRST_NUMBER - 1` so even the first ticket looks like
+a real one (#1001), which is arranged the first time the counter is used.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.models import TicketNumber
+
+FIRST_NUMBER = 1001
+
+# SQLite: AUTOINCREMENT continues from sqlite_sequence, which may be updated like any table
+# (https://sqlite.org/autoinc.html). Our insert already holds the database's write lock.
+_RAISE_SQLITE_COUNTER = text(
+    "UPDATE sqlite_sequence SET seq = :floor WHERE name = 'ticket_numbers' AND seq < :floor"
+)
+# PostgreSQL: sequences are not transactional, so concurrent first users serialise on an
+# advisory lock and only the first one moves the sequence; later ones see it already moved.
+_LOCK_POSTGRES_COUNTER = text("SELECT pg_advisory_xact_lock(hashtext('helpdesk.ticket_numbers'))")
+_RAISE_POSTGRES_COUNTER = text(
+    "SELECT setval(seq, :floor) FROM "
+    "(SELECT pg_get_serial_sequence('ticket_numbers', 'number')::regclass AS seq) AS s "
+    "WHERE coalesce(pg_sequence_last_value(seq), 0) < :floor"
+)
+
+
+async def allocate_ticket_number(session: AsyncSession, now: datetime) -> int:
+    """Reserve the next public ticket number in the caller's transaction."""
+    number = await _insert_number(session, now)
+    if number >= FIRST_NUMBER:
+        return number
+    await _raise_counter(session, FIRST_NUMBER - 1)
+    return await _insert_number(session, now)
+
+
+async def _insert_number(session: AsyncSession, now: datetime) -> int:
+    result = await session.execute(
+        insert(TicketNumber).values(issued_at=now).returning(TicketNumber.number)
+    )
+    return int(result.scalar_one())
+
+
+async def _raise_counter(session: AsyncSession, floor: int) -> None:
+    """Make the next allocated number at least `floor + 1` (only ever needed on first use)."""
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(_RAISE_SQLITE_COUNTER, {"floor": floor})
+    else:
+        await session.execute(_LOCK_POSTGRES_COUNTER)
+        await session.execute(_RAISE_POSTGRES_COUNTER, {"floor": floor})
