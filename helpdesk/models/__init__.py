@@ -12,6 +12,7 @@ SQLModel.metadata.naming_convention = {
 }
 
 from helpdesk.models.audit import AuditEvent
+from helpdesk.models.inbound import InboundMail, MailboxCursor
 from helpdesk.models.learners import Enrolment, Learner
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.operators import ApiToken, Operator
@@ -24,7 +25,9 @@ __all__ = [
     "Attachment",
     "AuditEvent",
     "Enrolment",
+    "InboundMail",
     "Learner",
+    "MailboxCursor",
     "Message",
     "Operator",
     "Order",

@@ -41,6 +41,8 @@ class Message(SQLModel, table=True):
     references: str | None = Field(default=None, sa_type=Text)
     thread_reason: str | None = Field(default=None, max_length=500)
     machine: str | None = Field(default=None, max_length=20)
+    # False when our MTA's Authentication-Results said dmarc=fail: the From may be forged.
+    sender_verified: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 

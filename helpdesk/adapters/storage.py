@@ -1,0 +1,90 @@
+"""File storage for raw mail, attachments and exports, content-addressed by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sha256: str
+    path: str  # relative to the storage root, e.g. "raw/ab/cd/abcd…"
+    size: int
+
+
+class FileStorage(Protocol):
+    def put(self, area: str, content: bytes) -> StoredFile: ...
+    def read(self, path: str) -> bytes: ...
+    def delete(self, path: str) -> None: ...
+    def exists(self, path: str) -> bool: ...
+
+
+def _relative_path(area: str, digest: str) -> str:
+    return f"{area}/{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+class LocalFileStorage:
+    """Files under a directory; writes are atomic (temp file, fsync, rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, area: str, content: bytes) -> StoredFile:
+        digest = hashlib.sha256(content).hexdigest()
+        relative = _relative_path(area, digest)
+        target = self.root / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(content)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, target)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+        return StoredFile(sha256=digest, path=relative, size=len(content))
+
+    def read(self, path: str) -> bytes:
+        return self._resolve(path).read_bytes()
+
+    def delete(self, path: str) -> None:
+        self._resolve(path).unlink(missing_ok=True)
+
+    def exists(self, path: str) -> bool:
+        return self._resolve(path).exists()
+
+    def _resolve(self, path: str) -> Path:
+        resolved = (self.root / path).resolve()
+        if not resolved.is_relative_to(self.root.resolve()):
+            raise ValueError("path escapes the storage root")
+        return resolved
+
+
+class MemoryFileStorage:
+    """In-memory twin for unit tests."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def put(self, area: str, content: bytes) -> StoredFile:
+        digest = hashlib.sha256(content).hexdigest()
+        relative = _relative_path(area, digest)
+        self.files[relative] = content
+        return StoredFile(sha256=digest, path=relative, size=len(content))
+
+    def read(self, path: str) -> bytes:
+        return self.files[path]
+
+    def delete(self, path: str) -> None:
+        self.files.pop(path, None)
+
+    def exists(self, path: str) -> bool:
+        return path in self.files
