@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 
-from helpdesk import health
+from helpdesk import health, home
 from helpdesk.bootstrap import Runtime, build_runtime
 from helpdesk.config import Settings
 from helpdesk.deps import provide_db_session, provide_operator, provide_settings
 from helpdesk.error_handlers import EXCEPTION_HANDLERS
 from helpdesk.learners.api import LearnerSyncController
 from helpdesk.request_logging import request_logging_middleware
+from helpdesk.resources import templates_dir
 from helpdesk.tickets.api import TicketController
+
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
@@ -34,6 +42,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[
+            home.home,
+            create_static_files_router(path="/static", directories=[STATIC_DIR]),
             health.healthz,
             health.readyz,
             LearnerSyncController,
@@ -54,5 +64,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
         ),
+        template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
         debug=False,
     )

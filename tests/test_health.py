@@ -19,3 +19,12 @@ async def test_openapi_schema_is_served(client) -> None:
     response = await client.get("/schema/openapi.json")
     assert response.status_code == 200
     assert response.json()["info"]["title"] == "Helpdesk"
+
+
+async def test_landing_page_shows_the_service_is_running(client) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]
+    assert "Helpdesk is running" in response.text
+    css = await client.get("/static/helpdesk.css")
+    assert css.status_code == 200
