@@ -1,0 +1,123 @@
+"""Turn ticket rows into the JSON resources of DESIGN §8 (shared by API and inbox)."""
+
+from __future__ import annotations
+
+from helpdesk.models import Attachment, Enrolment, Learner, Message
+from helpdesk.tickets.queries import MessageRow, OrderRow, TicketDetail, TicketPage, TicketRow
+from helpdesk.tickets.schemas import (
+    AttachmentOut,
+    AuthorOut,
+    EnrolmentOut,
+    LearnerOut,
+    MessageOut,
+    OrderOut,
+    TicketDetailOut,
+    TicketListOut,
+    TicketOut,
+)
+
+
+def learner_out(learner: Learner | None) -> LearnerOut | None:
+    if learner is None:
+        return None
+    return LearnerOut(
+        external_id=learner.external_id,
+        email=learner.email,
+        name=learner.name,
+        locale=learner.locale,
+        organisation=learner.organisation,
+        restricted=learner.restricted_at is not None,
+    )
+
+
+def _ticket_fields(row: TicketRow) -> dict[str, object]:
+    ticket = row.ticket
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "channel": ticket.channel,
+        "priority": ticket.priority,
+        "assignee": row.assignee_email,
+        "tags": list(ticket.tags),
+        "needs_review": ticket.needs_review,
+        "requester": ticket.requester,
+        "learner": learner_out(row.learner),
+        "created_at": ticket.created_at,
+        "last_message_at": ticket.last_message_at,
+        "legal_hold_until": ticket.legal_hold_until,
+    }
+
+
+def ticket_out(row: TicketRow) -> TicketOut:
+    return TicketOut(**_ticket_fields(row))  # type: ignore[arg-type]
+
+
+def ticket_list_out(page: TicketPage) -> TicketListOut:
+    items = [ticket_out(row) for row in page.items]
+    return TicketListOut(items=items, next_cursor=page.next_cursor)
+
+
+def message_out(row: MessageRow) -> MessageOut:
+    message: Message = row.message
+    assert message.id is not None
+    return MessageOut(
+        id=message.id,
+        direction=message.direction,  # type: ignore[arg-type]
+        author=AuthorOut(
+            kind=message.author_kind,  # type: ignore[arg-type]
+            name=message.author_name,
+            email=message.author_email,
+        ),
+        created_at=message.created_at,
+        text=message.text,
+        reply_text=message.reply_text,
+        html=message.html,
+        thread_reason=message.thread_reason,
+        machine=message.machine,  # type: ignore[arg-type]
+        status=row.delivery_status if message.direction == "outbound" else None,  # type: ignore[arg-type]
+        attachments=[attachment_out(a) for a in row.attachments],
+    )
+
+
+def attachment_out(attachment: Attachment) -> AttachmentOut:
+    assert attachment.id is not None
+    return AttachmentOut(
+        id=attachment.id,
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        size=attachment.size,
+    )
+
+
+def enrolment_out(enrolment: Enrolment) -> EnrolmentOut:
+    return EnrolmentOut(
+        course=enrolment.course,
+        progress_percent=enrolment.progress_percent,
+        completed_at=enrolment.completed_at,
+        certificate_number=enrolment.certificate_number,
+    )
+
+
+def order_out(row: OrderRow) -> OrderOut:
+    order = row.order
+    return OrderOut(
+        number=order.number,
+        course=order.course,
+        amount_minor=order.amount_minor,
+        currency=order.currency,
+        status=order.status,
+        purchased_at=order.purchased_at,
+        buyer_org_number=order.buyer_org_number,
+        linked=row.linked,
+    )
+
+
+def ticket_detail_out(detail: TicketDetail) -> TicketDetailOut:
+    return TicketDetailOut(
+        **_ticket_fields(detail.row),  # type: ignore[arg-type]
+        messages=[message_out(m) for m in detail.messages],
+        enrolments=[enrolment_out(e) for e in detail.enrolments],
+        orders=[order_out(o) for o in detail.orders],
+        privacy_request=detail.privacy_request,
+    )
