@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -46,16 +47,27 @@ def handle_helpdesk_error(_: Request[Any, Any, Any], exc: HelpdeskError) -> Resp
     return error_response(exc.status_code, exc.code, exc.detail)
 
 
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
 def handle_validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """Litestar's body/parameter validation: name each offending field."""
+    """Litestar's body/parameter validation: name each offending field.
+
+    msgspec reports a missing field against the whole body (`data`); it is moved to the
+    field's own name. A body that is empty, null or not an object is a plain 400.
+    """
     fields: dict[str, str] = {}
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict):
-            key = str(item.get("key") or "body")
-            fields[key.removeprefix("$.")] = str(item.get("message", "invalid"))
+        if not isinstance(item, dict):
+            continue
+        key = str(item.get("key") or "data").removeprefix("$.")
+        message = str(item.get("message", "invalid"))
+        if missing := _MISSING_FIELD.search(message):
+            key, message = missing.group(1), "This field is required."
+        if key != "data":
+            fields[key] = message
     if not fields:
-        # A body that is not JSON at all (or not an object) is a plain bad request.
-        return error_response(400, "bad_request", _plain(exc.detail))
+        return error_response(400, "bad_request", "The request body must be a JSON object.")
     return error_response(422, "validation_failed", "Some fields are not valid.", fields=fields)
 
 

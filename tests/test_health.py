@@ -28,3 +28,17 @@ async def test_landing_page_shows_the_service_is_running(client) -> None:
     assert "Helpdesk is running" in response.text
     css = await client.get("/static/helpdesk.css")
     assert css.status_code == 200
+
+
+async def test_body_errors_name_the_field_or_say_bad_request(client) -> None:
+    headers = {"Authorization": "Bearer test-platform-key-0123456789"}
+    missing = await client.put("/api/v1/learners/u-1", json={"email": "a@b.no"}, headers=headers)
+    assert missing.status_code == 422
+    assert missing.json()["fields"]["name"] == "This field is required."
+    for body in (b"", b"null", b"[]", b"{not json"):
+        response = await client.put(
+            "/api/v1/learners/u-1", content=body,
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, body
+        assert response.json()["error"] == "bad_request"
