@@ -55,6 +55,15 @@ async def test_first_message_has_reply_text_equal_to_text(runtime) -> None:
     assert message.reply_text == message.text == "Hvor er kursbeviset?"
 
 
+async def test_cc_addresses_of_inbound_mail_become_participants_once(runtime) -> None:
+    ticket = await add_ticket(runtime, requester="kari@example.no")
+    updated = await append(
+        runtime, ticket.number, learner_mail("Legger til sjefen min."),
+        participants=["Per@Firma.no", "KARI@example.no", "per@firma.no", "leder@firma.no"],
+    )
+    assert updated.participants == ["per@firma.no", "leder@firma.no"]
+
+
 async def test_learner_message_moves_last_message_at(runtime) -> None:
     ticket = await add_ticket(runtime)
     updated = await append(runtime, ticket.number, learner_mail("Har dere sett på saken?"))

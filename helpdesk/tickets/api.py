@@ -7,10 +7,12 @@ exactly that operator's rights; services enforce the rest (403, 404, 409, 422).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.deps import provide_runtime
@@ -48,12 +50,20 @@ class TicketController(Controller):
         self,
         db_session: AsyncSession,
         operator: Operator,
-        status: str | None = None,
-        assignee: str | None = None,
-        q: str | None = None,
-        cursor: str | None = None,
+        status: Annotated[
+            str | None, Parameter(description="one or more statuses, comma-separated")
+        ] = None,
+        assignee: Annotated[
+            str | None, Parameter(description="me, none, or an operator's email")
+        ] = None,
+        q: Annotated[
+            str | None, Parameter(description="text in the subject, requester or messages")
+        ] = None,
+        cursor: Annotated[
+            str | None, Parameter(description="next_cursor of the previous page")
+        ] = None,
     ) -> TicketListOut:
-        """Newest human activity first; `status` may list several, comma-separated."""
+        """Newest human activity first, 25 a page."""
         page = await queries.list_tickets(
             db_session, operator=operator, status=status, assignee=assignee, q=q, cursor=cursor
         )

@@ -91,7 +91,12 @@ def check_transition(ticket: Ticket, new_status: str) -> None:
 
 
 async def change_status(
-    session: AsyncSession, ticket: Ticket, new_status: str, *, actor: str, now: datetime,
+    session: AsyncSession,
+    ticket: Ticket,
+    new_status: str,
+    *,
+    actor: str,
+    now: datetime,
     cause: str | None = None,
 ) -> bool:
     """Move the ticket to `new_status` if allowed (same status is a no-op); audited."""
@@ -166,11 +171,14 @@ async def append_message(
     now: datetime,
     actor: str = "system",
     status_after: str | None = None,
+    participants: Iterable[str] = (),
 ) -> Message:
     """Add a message and apply DESIGN §7: last-message time, reopening, closed stays closed.
 
     `status_after` lets an operator reply set pending (or solved) instead of the default
-    new → open. A human message to a closed ticket is a Conflict: use `open_followup_ticket`.
+    new → open. `participants` are To/Cc addresses of inbound mail (ours already removed)
+    to add to the ticket's participants. A human message to a closed ticket is a Conflict:
+    use `open_followup_ticket`.
     """
     if ticket.status == "closed" and draft.is_human:
         raise Conflict(f"Ticket #{ticket.number} is closed; a new message opens a follow-up.")
@@ -201,6 +209,11 @@ async def append_message(
     if draft.is_human:
         ticket.last_message_at = max(ticket.last_message_at, now)
         ticket.updated_at = now
+    if participants:
+        # A new list, so the JSON column is seen as changed.
+        ticket.participants = merge_participants(
+            ticket.participants, participants, requester=ticket.requester
+        )
     await _apply_status_rules(session, ticket, draft, now=now, actor=actor, chosen=status_after)
     return message
 

@@ -18,6 +18,7 @@ from helpdesk.tickets.schemas import (
 
 
 def learner_out(learner: Learner | None) -> LearnerOut | None:
+    """The learner block of a ticket (DESIGN §8)."""
     if learner is None:
         return None
     return LearnerOut(
@@ -50,15 +51,18 @@ def _ticket_fields(row: TicketRow) -> dict[str, object]:
 
 
 def ticket_out(row: TicketRow) -> TicketOut:
+    """A ticket as list item (and PATCH/legal-hold answer)."""
     return TicketOut(**_ticket_fields(row))  # type: ignore[arg-type]
 
 
 def ticket_list_out(page: TicketPage) -> TicketListOut:
+    """One page of the ticket list with the cursor of the next."""
     items = [ticket_out(row) for row in page.items]
     return TicketListOut(items=items, next_cursor=page.next_cursor)
 
 
 def message_out(row: MessageRow) -> MessageOut:
+    """A message; `status` is the delivery status of outbound mail, null otherwise."""
     message: Message = row.message
     assert message.id is not None
     return MessageOut(
@@ -81,6 +85,7 @@ def message_out(row: MessageRow) -> MessageOut:
 
 
 def attachment_out(attachment: Attachment) -> AttachmentOut:
+    """An attachment's metadata; the content is served by the attachments API."""
     assert attachment.id is not None
     return AttachmentOut(
         id=attachment.id,
@@ -91,6 +96,7 @@ def attachment_out(attachment: Attachment) -> AttachmentOut:
 
 
 def enrolment_out(enrolment: Enrolment) -> EnrolmentOut:
+    """A course enrolment of the ticket's learner."""
     return EnrolmentOut(
         course=enrolment.course,
         progress_percent=enrolment.progress_percent,
@@ -100,6 +106,7 @@ def enrolment_out(enrolment: Enrolment) -> EnrolmentOut:
 
 
 def order_out(row: OrderRow) -> OrderOut:
+    """An order shown with a ticket; `linked` when the ticket is explicitly about it."""
     order = row.order
     return OrderOut(
         number=order.number,
@@ -114,6 +121,7 @@ def order_out(row: OrderRow) -> OrderOut:
 
 
 def ticket_detail_out(detail: TicketDetail) -> TicketDetailOut:
+    """The ticket with messages, enrolments, orders and privacy request."""
     return TicketDetailOut(
         **_ticket_fields(detail.row),  # type: ignore[arg-type]
         messages=[message_out(m) for m in detail.messages],

@@ -87,6 +87,36 @@ async def update_ticket(
     Everything is validated before anything changes: a bad value is 422 naming the field,
     a status change the table does not allow is 409.
     """
+    new_tags, assignee_id = await _checked_changes(session, status, assignee, priority, tags)
+    if status is not UNSET and status != ticket.status:
+        check_transition(ticket, status)
+    changed: dict[str, Any] = {}
+    if priority is not UNSET and priority != ticket.priority:
+        ticket.priority = changed["priority"] = priority
+    if assignee_id is not UNSET and assignee_id != ticket.assignee_id:
+        ticket.assignee_id = changed["assignee"] = assignee_id
+    if new_tags is not UNSET and new_tags != ticket.tags:
+        ticket.tags = new_tags
+        changed["tags"] = len(new_tags)  # how many, not which: tags are free text
+    if changed:
+        ticket.updated_at = now
+        await record_event(
+            session, actor_of(operator), "ticket.updated", target(ticket),
+            fields=sorted(changed), **changed,
+        )
+    if status is not UNSET:
+        await change_status(session, ticket, status, actor=actor_of(operator), now=now)
+    return ticket
+
+
+async def _checked_changes(
+    session: AsyncSession,
+    status: str | UnsetType,
+    assignee: str | None | UnsetType,
+    priority: str | UnsetType,
+    tags: Sequence[str] | UnsetType,
+) -> tuple[list[str] | UnsetType, int | None | UnsetType]:
+    """Validate a PATCH (422 naming every bad field); returns the tags and assignee id."""
     errors: dict[str, str] = {}
     if status is not UNSET and status not in STATUSES:
         errors["status"] = f"must be one of {', '.join(STATUSES)}"
@@ -105,26 +135,7 @@ async def update_ticket(
             errors["assignee"] = "no active operator with that email"
     if errors:
         raise ValidationFailed(errors)
-    if status is not UNSET and status != ticket.status:
-        check_transition(ticket, status)
-
-    changed: dict[str, Any] = {}
-    if priority is not UNSET and priority != ticket.priority:
-        ticket.priority = changed["priority"] = priority
-    if assignee_id is not UNSET and assignee_id != ticket.assignee_id:
-        ticket.assignee_id = changed["assignee"] = assignee_id
-    if new_tags is not UNSET and new_tags != ticket.tags:
-        ticket.tags = new_tags
-        changed["tags"] = len(new_tags)
-    if changed:
-        ticket.updated_at = now
-        await record_event(
-            session, actor_of(operator), "ticket.updated", target(ticket),
-            fields=sorted(changed), **{k: v for k, v in changed.items() if k != "tags"},
-        )
-    if status is not UNSET:
-        await change_status(session, ticket, status, actor=actor_of(operator), now=now)
-    return ticket
+    return new_tags, assignee_id
 
 
 def normalise_tags(tags: Sequence[str]) -> list[str]:
