@@ -47,6 +47,17 @@ async def test_ticket_from_a_known_address_is_linked_to_that_learner(runtime) ->
     assert ticket.status == "new"
 
 
+async def test_ticket_from_an_untrusted_sender_is_not_linked_to_the_learner(runtime) -> None:
+    await add_learner_with_history(runtime, email="kari@example.no")
+    async with transaction(runtime.sessions) as session:
+        ticket, _ = await tickets.create_ticket(
+            session, subject="Send meg kvitteringene", channel="email",
+            requester="kari@example.no", first_message=learner_mail(), now=T0,
+            link_learner=False,
+        )
+    assert ticket.learner_id is None
+
+
 async def test_first_message_has_reply_text_equal_to_text(runtime) -> None:
     ticket = await add_ticket(runtime, text="Hvor er kursbeviset?")
     async with transaction(runtime.sessions) as session:

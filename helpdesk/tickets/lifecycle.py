@@ -129,15 +129,20 @@ async def create_ticket(
     participants: Iterable[str] = (),
     refers_to: int | None = None,
     needs_review: bool = False,
+    link_learner: bool = True,
     actor: str = "system",
 ) -> tuple[Ticket, Message]:
-    """Open a ticket with its first message; links the learner by the requester's address."""
+    """Open a ticket with its first message; links the learner by the requester's address.
+
+    `link_learner=False` skips that link for a sender whose address is not trusted (a
+    forged From must not put a learner's orders and enrolments next to the stranger's mail).
+    """
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {CHANNELS}")
     # Allocate first: on SQLite the insert takes the write lock before any read.
     number = await allocate_ticket_number(session, now)
     address = requester.strip().lower()
-    if learner_id is None:
+    if learner_id is None and link_learner:
         learner_id = await find_learner_id(session, address)
     ticket = Ticket(
         number=number,
@@ -242,6 +247,7 @@ async def open_followup_ticket(
     requester_name: str | None = None,
     participants: Iterable[str] = (),
     why: str = "closed",
+    link_learner: bool = True,
     actor: str = "system",
 ) -> tuple[Ticket, Message]:
     """A message matched closed (or expired) ticket `refers_to`: open a new ticket about it.
@@ -254,7 +260,7 @@ async def open_followup_ticket(
     ticket, message = await create_ticket(
         session, subject=subject, channel=channel, requester=requester,
         requester_name=requester_name, first_message=first_message, now=now,
-        participants=participants, refers_to=refers_to, actor=actor,
+        participants=participants, refers_to=refers_to, link_learner=link_learner, actor=actor,
     )
     message.thread_reason = f"{matched_by}; #{refers_to} is {why}, follow-up #{ticket.number}"
     return ticket, message
