@@ -58,6 +58,15 @@ async def test_ticket_from_an_untrusted_sender_is_not_linked_to_the_learner(runt
     assert ticket.learner_id is None
 
 
+async def test_an_unverified_sender_is_recorded_on_the_message(runtime) -> None:
+    ticket = await add_ticket(runtime)
+    await append(runtime, ticket.number, learner_mail("Hei", sender_verified=False))
+    async with transaction(runtime.sessions) as session:
+        flags = list(await session.scalars(
+            select(Message.sender_verified).order_by(Message.id)))
+    assert flags == [True, False]
+
+
 async def test_first_message_has_reply_text_equal_to_text(runtime) -> None:
     ticket = await add_ticket(runtime, text="Hvor er kursbeviset?")
     async with transaction(runtime.sessions) as session:

@@ -54,6 +54,8 @@ class MessageDraft:
     sender: str | None = None
     in_reply_to: str | None = None
     references: str | None = None
+    # False when the From address failed DMARC at our MTA (DESIGN §4 HELPDESK_AUTHSERV_ID).
+    sender_verified: bool = True
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -203,6 +205,7 @@ async def append_message(
         sender=draft.sender.lower() if draft.sender else None,
         in_reply_to=draft.in_reply_to,
         references=draft.references,
+        sender_verified=draft.sender_verified,
         created_at=now,
     )
     session.add(message)
