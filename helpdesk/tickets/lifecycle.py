@@ -231,7 +231,7 @@ async def _apply_status_rules(
     chosen: str | None,
 ) -> None:
     if draft.is_human_inbound and ticket.status in ("pending", "solved"):
-        await change_status(session, ticket, "open", actor=actor, now=now, cause="learner_message")
+        await change_status(session, ticket, "open", actor=actor, now=now, cause="inbound_message")
     elif draft.is_human and draft.direction == "outbound":
         wanted = chosen or ("open" if ticket.status == "new" else ticket.status)
         await change_status(session, ticket, wanted, actor=actor, now=now, cause="operator_reply")
