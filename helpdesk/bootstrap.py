@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpdesk.adapters.clock import Clock, SystemClock
+from helpdesk.adapters.storage import FileStorage, LocalFileStorage
 from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_session_factory
 
@@ -21,6 +22,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
+    storage: FileStorage
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -34,4 +36,5 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         engine=engine,
         sessions=create_session_factory(engine),
         clock=clock or SystemClock(),
+        storage=LocalFileStorage(settings.data_dir / "files"),
     )

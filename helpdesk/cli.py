@@ -48,6 +48,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="alembic upgrade head").set_defaults(handler=_migrate)
 
+    ingest = commands.add_parser("ingest", help="ingest RFC 5322 messages from files or stdin")
+    ingest.add_argument("files", nargs="*", metavar="FILE")
+    ingest.add_argument("--mbox", action="store_true", help="the files are mbox mailboxes")
+    ingest.set_defaults(handler=_ingest)
+
     operator = commands.add_parser("operator", help="manage operators")
     operator_commands = operator.add_subparsers(metavar="ACTION")
     add = operator_commands.add_parser("add", help="create an operator")
@@ -70,6 +75,12 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo-data", help="fill an empty database with demo data").set_defaults(
         handler=_demo_data
     )
+
+    fetch_mail = commands.add_parser(
+        "fetch-mail", help="fetch support mail from HELPDESK_IMAP_URL (IDLE, else polling)"
+    )
+    fetch_mail.add_argument("--once", action="store_true", help="process what is there, then exit")
+    fetch_mail.set_defaults(handler=_fetch_mail)
     return parser
 
 
@@ -114,6 +125,12 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     asyncio.run(upgrade_database(settings.database_url))
     print("database is at the latest revision", file=sys.stderr)
     return 0
+
+
+def _ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from helpdesk.inbound.cli_ingest import run_ingest
+
+    return asyncio.run(run_ingest(settings, args.files, args.mbox))
 
 
 def _operator_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -171,6 +188,49 @@ def _demo_data(settings: Settings, _: argparse.Namespace) -> int:
         print("demo data loaded; sign in as demo@helpdesk.local / demo", file=sys.stderr)
     else:
         print("database is not empty; demo data not loaded, nothing changed", file=sys.stderr)
+    return 0
+
+
+def _fetch_mail(settings: Settings, args: argparse.Namespace) -> int:
+    """The only IMAP fetcher (DESIGN §5); exit 75 when the mailbox or database is unavailable."""
+    import logging
+    import signal
+
+    from helpdesk.adapters.imap import AioImapMailbox, MailboxUnavailable
+    from helpdesk.inbound.fetcher import MailFetcher, StorageUnavailable
+    from helpdesk.redaction import configure_logging, redact_addresses
+
+    imap = settings.imap
+    if imap is None:
+        print("HELPDESK_IMAP_URL: not set", file=sys.stderr)
+        return EX_CONFIG
+    configure_logging()
+    # aioimaplib logs protocol lines (bodies, addresses) at DEBUG and INFO.
+    logging.getLogger("aioimaplib").setLevel(logging.WARNING)
+
+    async def work(runtime: Any) -> int | None:
+        # Imported at call time: the pipeline is a separate piece of work.
+        from helpdesk.inbound.pipeline import ingest_raw
+
+        async def ingest(raw: bytes, source: str) -> object:
+            return await ingest_raw(runtime, raw, source)
+
+        fetcher = MailFetcher(imap, runtime.sessions, ingest, AioImapMailbox)
+        if args.once:
+            return await fetcher.run_once()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await fetcher.run_forever(stop)
+        return None
+
+    try:
+        count = _run_with_runtime(settings, work)
+    except (MailboxUnavailable, StorageUnavailable) as exc:
+        print(f"helpdesk: fetch-mail: {redact_addresses(str(exc))}", file=sys.stderr)
+        return EX_TEMPFAIL
+    if args.once:
+        print(f"{count} messages processed", file=sys.stderr)
     return 0
 
 

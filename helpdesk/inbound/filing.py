@@ -1,0 +1,238 @@
+"""Filing a parsed message into tickets: human mail, machine mail, or quarantine.
+
+The pipeline decides *which* of these applies; a `Filer` does the writing, inside the
+pipeline's transaction, and records the outcome on the message's `InboundMail` row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.bootstrap import Runtime
+from helpdesk.inbound.bounces import find_bounced_message_ids
+from helpdesk.inbound.linking import link_mentioned_orders, merge_mail_participants
+from helpdesk.inbound.outcome import IngestResult
+from helpdesk.inbound.parse import ParsedMessage
+from helpdesk.inbound.replies import extract_reply
+from helpdesk.inbound.rules import Classification
+from helpdesk.inbound.sanitise import rewrite_cid_urls
+from helpdesk.inbound.threading import ThreadMatch
+from helpdesk.models import Attachment, InboundMail, Learner, Message, OutboundEmail, Ticket
+from helpdesk.signing import verify_message_id
+from helpdesk.tickets.lifecycle import (
+    MessageDraft,
+    append_message,
+    create_ticket,
+    open_followup_ticket,
+)
+
+UNKNOWN_SENDER = "unknown-sender@invalid"
+
+
+class Filer:
+    """Writes one inbound message into the database; one instance per message."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        runtime: Runtime,
+        inbound: InboundMail,
+        parsed: ParsedMessage,
+        now: datetime,
+    ) -> None:
+        self.session = session
+        self.runtime = runtime
+        self.inbound = inbound
+        self.parsed = parsed
+        self.now = now
+
+    # --- the three outcomes -------------------------------------------------------------
+
+    async def quarantine(self, why: str) -> IngestResult:
+        """A new ticket flagged for review, with the raw message attached."""
+        text = (
+            f"This message could not be taken in automatically ({why}). "
+            "The original message is attached as original.eml."
+        )
+        ticket, message = await create_ticket(
+            self.session,
+            subject=self.parsed.subject or "(unreadable message)",
+            channel="email",
+            requester=self.parsed.from_address or UNKNOWN_SENDER,
+            requester_name=self.parsed.from_name,
+            first_message=self._draft(text, f"new; quarantined: {why}", "unknown", verified=False),
+            now=self.now,
+            needs_review=True,
+            link_learner=False,
+        )
+        self.session.add(
+            Attachment(
+                message_id=message.id,
+                filename="original.eml",
+                content_type="message/rfc822",
+                size=self.inbound.size,
+                sha256=self.inbound.sha256,
+                storage_path=self.inbound.storage_path,
+            )
+        )
+        return self._record("quarantined", ticket, message, f"quarantined: {why}")
+
+    async def file_machine_mail(
+        self, machine: Classification, match: ThreadMatch | None
+    ) -> IngestResult:
+        """Stored and marked; appended to a known ticket without reopening it, else ignored."""
+        self.inbound.machine = machine.kind
+        number, how = (
+            (match.ticket_number, f"{match.rule}; {match.detail}") if match else (None, "")
+        )
+        if machine.kind == "bounce":
+            bounced = await self._record_bounce()
+            if number is None and bounced is not None:
+                number, how = bounced, f"message-id; reports on our mail of #{bounced}"
+        ticket = await self._ticket(number) if number is not None else None
+        if ticket is None:
+            return self._record("ignored", None, None, machine.reason)
+        draft = self._draft(self.parsed.text, how, "unknown", verified=True, machine=machine.kind)
+        message = await append_message(self.session, ticket, draft, now=self.now)
+        await self._store_attachments(message)
+        return self._record("appended", ticket, message, f"{machine.reason}; {how}")
+
+    async def file_human_mail(
+        self, match: ThreadMatch | None, notes: list[str], verified: bool, trust_reason: str
+    ) -> IngestResult:
+        """Append to the matched ticket, or open a new (or follow-up) ticket."""
+        if not verified:
+            notes = [*notes, f"sender unverified: {trust_reason}"]
+        ticket = await self._ticket(match.ticket_number) if match else None
+        author = await self._author_kind(verified)
+        if match is not None and ticket is not None and ticket.status != "closed":
+            reason = f"{match.rule}; {match.detail}"
+            draft = self._draft(self.parsed.text, reason, author, verified)
+            message = await append_message(self.session, ticket, draft, now=self.now)
+            status = "appended"
+        elif match is not None:
+            why = "closed" if ticket is not None else "no longer kept"
+            draft = self._draft(self.parsed.text, match.rule, author, verified)
+            ticket, message = await open_followup_ticket(
+                self.session,
+                refers_to=match.ticket_number,
+                matched_by=match.rule,
+                first_message=draft,
+                subject=self.parsed.subject,
+                channel="email",
+                requester=self.parsed.from_address or UNKNOWN_SENDER,
+                requester_name=self.parsed.from_name,
+                now=self.now,
+                why=why,
+                link_learner=verified,
+            )
+            reason, status = message.thread_reason or match.rule, "created"
+        else:
+            reason = "; ".join(["new", *notes])
+            ticket, message = await create_ticket(
+                self.session,
+                subject=self.parsed.subject,
+                channel="email",
+                requester=self.parsed.from_address or UNKNOWN_SENDER,
+                requester_name=self.parsed.from_name,
+                first_message=self._draft(self.parsed.text, reason, author, verified),
+                now=self.now,
+                link_learner=verified,
+            )
+            status = "created"
+        await self._store_attachments(message)
+        merge_mail_participants(ticket, self.parsed, self.runtime.settings.support_address)
+        await link_mentioned_orders(self.session, ticket, self.parsed, now=self.now)
+        return self._record(status, ticket, message, reason)
+
+    # --- pieces -------------------------------------------------------------------------
+
+    def _draft(
+        self, text: str, reason: str, author: str, verified: bool, machine: str | None = None
+    ) -> MessageDraft:
+        parsed = self.parsed
+        return MessageDraft(
+            direction="inbound",
+            text=text,
+            reply_text=extract_reply(text) if machine is None else text,
+            html=parsed.html,
+            author_kind=author,
+            author_name=parsed.from_name,
+            author_email=parsed.from_address,
+            machine=machine,
+            thread_reason=reason[:500],
+            rfc_message_id=self.inbound.rfc_message_id,
+            sender=self.inbound.sender,
+            in_reply_to=" ".join(parsed.in_reply_to) or None,
+            references=" ".join(parsed.references[-20:]) or None,
+            sender_verified=verified,
+        )
+
+    async def _author_kind(self, verified: bool) -> str:
+        """`learner` only for a verified sender whose address is a learner's."""
+        if not verified or not self.parsed.from_address:
+            return "unknown"
+        found = await self.session.scalar(
+            select(Learner.id).where(Learner.email_key == self.parsed.from_address.lower())
+        )
+        return "learner" if found is not None else "unknown"
+
+    async def _ticket(self, number: int) -> Ticket | None:
+        return await self.session.scalar(select(Ticket).where(Ticket.number == number))
+
+    async def _store_attachments(self, message: Message) -> None:
+        """Store each attachment by SHA-256 and point inline `cid:` images at our URLs."""
+        cid_urls: dict[str, str] = {}
+        for part in self.parsed.attachments:
+            if part.omitted:
+                continue
+            stored = self.runtime.storage.put("attachments", part.content)
+            attachment = Attachment(
+                message_id=message.id,
+                filename=part.filename,
+                content_type=part.content_type,
+                size=stored.size,
+                sha256=stored.sha256,
+                storage_path=stored.path,
+                content_id=part.content_id,
+                inline=part.inline,
+            )
+            self.session.add(attachment)
+            await self.session.flush()
+            if part.content_id:
+                cid_urls[part.content_id] = f"/api/v1/attachments/{attachment.id}"
+        if message.html and cid_urls:
+            message.html = rewrite_cid_urls(message.html, cid_urls)
+
+    async def _record_bounce(self) -> int | None:
+        """Mark the outgoing mail a bounce reports on; return its ticket number if ours."""
+        report = find_bounced_message_ids(self.parsed.email)
+        if not report.message_ids:
+            return None
+        if report.permanent:
+            await self.session.execute(
+                update(OutboundEmail)
+                .where(OutboundEmail.rfc_message_id.in_(report.message_ids))
+                .values(
+                    status="bounced",
+                    last_reply=(report.diagnostic or "bounced")[:1000],
+                    updated_at=self.now,
+                )
+            )
+        secret = self.runtime.settings.secret_key
+        return next(
+            (n for i in report.message_ids if (n := verify_message_id(secret, i)) is not None),
+            None,
+        )
+
+    def _record(
+        self, status: str, ticket: Ticket | None, message: Message | None, reason: str
+    ) -> IngestResult:
+        self.inbound.status = status
+        self.inbound.reason = reason[:1000]
+        self.inbound.ticket_id = ticket.id if ticket else None
+        self.inbound.message_id = message.id if message else None
+        return IngestResult(status, ticket.number if ticket else None, reason)

@@ -1,0 +1,78 @@
+"""Linking inbound mail to what we know: participants from To/Cc, and mentioned orders."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.inbound.parse import ParsedMessage
+from helpdesk.models import Order, Ticket, TicketOrder
+from helpdesk.tickets.lifecycle import MessageDraft, append_message, merge_participants
+
+# Order numbers are the platform's: anything that looks like an identifier and has a digit.
+_ORDER_CANDIDATE = re.compile(r"(?<![\w-])([A-Za-z0-9][A-Za-z0-9-]{3,40})(?![\w-])")
+_MAX_CANDIDATES = 200
+
+
+def is_our_address(address: str, support_address: str) -> bool:
+    """Our support address itself or any plus-address of it (signed reply addresses)."""
+    local, _, domain = address.lower().partition("@")
+    our_local, _, our_domain = support_address.lower().partition("@")
+    return domain == our_domain and (local == our_local or local.startswith(our_local + "+"))
+
+
+def merge_mail_participants(ticket: Ticket, parsed: ParsedMessage, support_address: str) -> None:
+    """DESIGN §7: the To/Cc addresses of inbound mail, ours excepted, take part in the ticket."""
+    others = [a for a in [*parsed.to, *parsed.cc] if not is_our_address(a, support_address)]
+    if parsed.from_address and parsed.from_address.lower() != ticket.requester:
+        others.append(parsed.from_address)
+    merged = merge_participants(ticket.participants, others, requester=ticket.requester)
+    if merged != ticket.participants:
+        ticket.participants = merged
+
+
+def order_candidates(text: str) -> list[str]:
+    found = (m for m in _ORDER_CANDIDATE.findall(text) if any(c.isdigit() for c in m))
+    return list(dict.fromkeys(found))[:_MAX_CANDIDATES]
+
+
+async def link_mentioned_orders(
+    session: AsyncSession, ticket: Ticket, parsed: ParsedMessage, *, now: datetime
+) -> None:
+    """Link orders named in the subject or body that belong to the ticket's learner.
+
+    An order of somebody else is not linked — a stranger must not learn about it through
+    the ticket — and an internal note tells the operator why.
+    """
+    candidates = order_candidates(f"{parsed.subject}\n{parsed.text}")
+    if not candidates:
+        return
+    orders = (await session.scalars(select(Order).where(Order.number.in_(candidates)))).all()
+    linked = set(
+        (
+            await session.scalars(
+                select(TicketOrder.order_id).where(TicketOrder.ticket_id == ticket.id)
+            )
+        ).all()
+    )
+    for order in orders:
+        if order.id in linked:
+            continue
+        if ticket.learner_id is not None and order.learner_id == ticket.learner_id:
+            session.add(TicketOrder(ticket_id=ticket.id, order_id=order.id))
+            linked.add(order.id)
+            continue
+        note = f"Order {order.number} is mentioned in this message but was not linked: " + (
+            "it belongs to another learner."
+            if ticket.learner_id
+            else "the sender is not a known (verified) learner."
+        )
+        await append_message(
+            session,
+            ticket,
+            MessageDraft(direction="note", text=note, author_kind="system"),
+            now=now,
+        )

@@ -1,0 +1,182 @@
+"""`ingest_raw`: one received message in, exactly one recorded outcome out.
+
+Zulip-style two phases: a cheap check (size) before parsing, then the authoritative
+decision on the raw bytes inside one database transaction. The raw bytes are written to
+file storage first and the `InboundMail` row that points at them is committed together
+with the ticket and message, so a crash anywhere before the commit means the message is
+simply ingested again on the next try, and after it, recognised as a duplicate.
+
+Two kinds of failure, as in Zulip's gateway: the sender's (malformed, oversized, hostile
+mail — quarantined for an operator, never an exception) and ours (database or storage
+unavailable — `IngestUnavailable`, which the MTA pipe turns into EX_TEMPFAIL and the IMAP
+fetcher into a retry, without marking the message processed).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.adapters.storage import StoredFile
+from helpdesk.bootstrap import Runtime
+from helpdesk.db import transaction
+from helpdesk.inbound import filing
+from helpdesk.inbound.outcome import IngestResult, IngestUnavailable
+from helpdesk.inbound.parse import ParsedMessage, parse_message
+from helpdesk.inbound.rules import RATE_LIMIT_WINDOW, RuleContext, classify
+from helpdesk.inbound.threading import ThreadingContext, ThreadingInput, find_thread
+from helpdesk.inbound.trust import sender_verified
+from helpdesk.models import InboundMail, Ticket
+
+log = logging.getLogger("helpdesk.inbound")
+
+DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+
+
+async def ingest_raw(
+    runtime: Runtime,
+    raw: bytes,
+    source: str,
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> IngestResult:
+    """Store, parse, classify, thread and file one message; see the module docstring."""
+    try:
+        stored = runtime.storage.put("raw", raw)
+    except OSError as exc:
+        raise IngestUnavailable(f"storage unavailable: {exc.strerror or exc}") from exc
+    oversized = len(raw) > max_message_bytes
+    # An oversized message is kept whole but only its headers are read (bounded memory).
+    parsed = parse_message(_headers_only(raw) if oversized else raw)
+    try:
+        return await _ingest_stored(runtime, parsed, stored, source, oversized)
+    except IntegrityError:
+        # A concurrent ingest of the same message committed first.
+        return await _report_duplicate(runtime, parsed, stored)
+    except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
+        raise IngestUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise IngestUnavailable("database connection lost") from exc
+        raise
+
+
+def _headers_only(raw: bytes) -> bytes:
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    return raw[: end if 0 <= end < 256 * 1024 else 256 * 1024] + b"\r\n\r\n"
+
+
+async def _ingest_stored(
+    runtime: Runtime, parsed: ParsedMessage, stored: StoredFile, source: str, oversized: bool
+) -> IngestResult:
+    settings = runtime.settings
+    now = runtime.clock.now()
+    async with transaction(runtime.sessions) as session:
+        duplicate = await _find_duplicate(session, parsed, stored.sha256)
+        if duplicate is not None:
+            return _duplicate_result(duplicate)
+        inbound = InboundMail(
+            sha256=stored.sha256,
+            storage_path=stored.path,
+            size=stored.size,
+            source=source[:200],
+            received_at=now,
+            rfc_message_id=_cap(parsed.message_id, 998),
+            sender=_cap(parsed.from_address, 320),
+            status="quarantined",
+        )
+        session.add(inbound)
+        await session.flush()
+        filer = filing.Filer(session, runtime, inbound, parsed, now)
+        if oversized:
+            size = f"{stored.size / (1024 * 1024):.1f} MB"
+            return await filer.quarantine(f"message is {size}, over the size limit")
+        if parsed.unparseable:
+            return await filer.quarantine(parsed.unparseable_reason or "could not be parsed")
+        verified, trust_reason = sender_verified(parsed.email, settings.authserv_id)
+        machine = classify(
+            parsed.email,
+            RuleContext(
+                support_address=settings.support_address,
+                secret_key=settings.secret_key,
+                recent_from_sender=await _recent_from(session, parsed.from_address, now),
+            ),
+        )
+        threading = ThreadingContext(session, settings.secret_key, settings.support_address)
+        match = await find_thread(_threading_input(parsed, verified), threading)
+        if machine is not None:
+            return await filer.file_machine_mail(machine, match)
+        return await filer.file_human_mail(match, threading.notes, verified, trust_reason)
+
+
+def _threading_input(parsed: ParsedMessage, verified: bool) -> ThreadingInput:
+    # In-Reply-To first, then References newest first: the closest ancestor wins.
+    referenced = list(dict.fromkeys([*parsed.in_reply_to, *reversed(parsed.references)]))
+    return ThreadingInput(
+        sender=parsed.from_address,
+        sender_verified=verified,
+        referenced_ids=referenced,
+        recipients=[*parsed.to, *parsed.cc, *_delivered_to(parsed)],
+        subject=parsed.subject,
+    )
+
+
+def _delivered_to(parsed: ParsedMessage) -> list[str]:
+    # Bcc'd or forwarded copies only show the reply address in Delivered-To / X-Original-To.
+    values = [*parsed.email.get_all("Delivered-To", []), *parsed.email.get_all("X-Original-To", [])]
+    return [str(v).strip().strip("<>").lower() for v in values if "@" in str(v)][:10]
+
+
+async def _recent_from(session: AsyncSession, sender: str | None, now: datetime) -> int:
+    if not sender:
+        return 0
+    count = await session.scalar(
+        select(func.count())
+        .select_from(InboundMail)
+        .where(InboundMail.sender == sender, InboundMail.received_at > now - RATE_LIMIT_WINDOW)
+    )
+    return int(count or 0)
+
+
+async def _find_duplicate(
+    session: AsyncSession, parsed: ParsedMessage, sha256: str
+) -> tuple[InboundMail, int | None] | None:
+    """DESIGN §7: same Message-ID from the same sender, else the same raw bytes."""
+    query = select(InboundMail, Ticket.number).outerjoin(Ticket, Ticket.id == InboundMail.ticket_id)
+    if parsed.message_id and parsed.from_address:
+        query = query.where(
+            InboundMail.sender == _cap(parsed.from_address, 320),
+            InboundMail.rfc_message_id == _cap(parsed.message_id, 998),
+        )
+    else:
+        query = query.where(InboundMail.sha256 == sha256)
+    row = (await session.execute(query.order_by(InboundMail.id).limit(1))).first()
+    return (row[0], row[1]) if row else None
+
+
+def _duplicate_result(found: tuple[InboundMail, int | None]) -> IngestResult:
+    original, number = found
+    return IngestResult("duplicate", number, f"duplicate of a message received {_day(original)}")
+
+
+def _day(inbound: InboundMail) -> str:
+    return inbound.received_at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def _report_duplicate(
+    runtime: Runtime, parsed: ParsedMessage, stored: StoredFile
+) -> IngestResult:
+    async with transaction(runtime.sessions) as session:
+        found = await _find_duplicate(session, parsed, stored.sha256)
+    if found is None:  # the unique violation was something else: let it surface
+        raise IngestUnavailable("conflicting concurrent write; retry")
+    return _duplicate_result(found)
+
+
+def _cap(value: str | None, length: int) -> str | None:
+    return value[:length] if value else value
