@@ -18,12 +18,18 @@ from litestar.template.config import TemplateConfig
 from helpdesk import health, home
 from helpdesk.bootstrap import Runtime, build_runtime
 from helpdesk.config import Settings
-from helpdesk.deps import provide_db_session, provide_operator, provide_settings
+from helpdesk.deps import (
+    provide_db_session,
+    provide_operator,
+    provide_runtime,
+    provide_settings,
+)
 from helpdesk.error_handlers import EXCEPTION_HANDLERS
 from helpdesk.learners.api import LearnerSyncController
 from helpdesk.request_logging import request_logging_middleware
 from helpdesk.resources import templates_dir
 from helpdesk.tickets.api import TicketController
+from helpdesk.tickets.attachments import AttachmentController
 
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -48,11 +54,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             health.readyz,
             LearnerSyncController,
             TicketController,
+            AttachmentController,
         ],
         dependencies={
             "db_session": Provide(provide_db_session),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "operator": Provide(provide_operator),
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_logging_middleware],
