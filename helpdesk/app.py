@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -30,7 +30,6 @@ from helpdesk.request_logging import request_logging_middleware
 from helpdesk.resources import templates_dir
 from helpdesk.tickets.api import TicketController
 from helpdesk.tickets.attachments import AttachmentController
-
 
 STATIC_DIR = Path(__file__).parent / "static"
 
