@@ -1,0 +1,1 @@
+"""Real peers (Dovecot) and stand-ins (a deduplicating ingest) for tests."""
