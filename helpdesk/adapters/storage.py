@@ -33,13 +33,16 @@ class LocalFileStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._made_dirs: set[Path] = set()
 
     def put(self, area: str, content: bytes) -> StoredFile:
         digest = hashlib.sha256(content).hexdigest()
         relative = _relative_path(area, digest)
         target = self.root / relative
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in self._made_dirs:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._made_dirs.add(target.parent)
             fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
             try:
                 with os.fdopen(fd, "wb") as handle:

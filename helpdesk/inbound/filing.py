@@ -107,7 +107,8 @@ class Filer:
         if not verified:
             notes = [*notes, f"sender unverified: {trust_reason}"]
         ticket = await self._ticket(match.ticket_number) if match else None
-        author = await self._author_kind(verified)
+        learner_id = await self._learner_id() if verified else None
+        author = "learner" if learner_id is not None else "unknown"
         if match is not None and ticket is not None and ticket.status != "closed":
             reason = f"{match.rule}; {match.detail}"
             draft = self._draft(self.parsed.text, reason, author, verified)
@@ -140,7 +141,8 @@ class Filer:
                 requester_name=self.parsed.from_name,
                 first_message=self._draft(self.parsed.text, reason, author, verified),
                 now=self.now,
-                link_learner=verified,
+                learner_id=learner_id,
+                link_learner=False,
             )
             status = "created"
         await self._store_attachments(message)
@@ -171,14 +173,13 @@ class Filer:
             sender_verified=verified,
         )
 
-    async def _author_kind(self, verified: bool) -> str:
-        """`learner` only for a verified sender whose address is a learner's."""
-        if not verified or not self.parsed.from_address:
-            return "unknown"
-        found = await self.session.scalar(
+    async def _learner_id(self) -> int | None:
+        """The learner whose address sent this (only asked for verified senders)."""
+        if not self.parsed.from_address:
+            return None
+        return await self.session.scalar(
             select(Learner.id).where(Learner.email_key == self.parsed.from_address.lower())
         )
-        return "learner" if found is not None else "unknown"
 
     async def _ticket(self, number: int) -> Ticket | None:
         return await self.session.scalar(select(Ticket).where(Ticket.number == number))
@@ -231,6 +232,7 @@ class Filer:
     def _record(
         self, status: str, ticket: Ticket | None, message: Message | None, reason: str
     ) -> IngestResult:
+        self.session.add(self.inbound)
         self.inbound.status = status
         self.inbound.reason = reason[:1000]
         self.inbound.ticket_id = ticket.id if ticket else None

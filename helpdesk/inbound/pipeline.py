@@ -90,8 +90,7 @@ async def _ingest_stored(
             sender=_cap(parsed.from_address, 320),
             status="quarantined",
         )
-        session.add(inbound)
-        await session.flush()
+        # Added to the session by the Filer once the outcome is known: one INSERT, no UPDATE.
         filer = filing.Filer(session, runtime, inbound, parsed, now)
         if oversized:
             size = f"{stored.size / (1024 * 1024):.1f} MB"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.models import Message, OutboundEmail, Ticket
@@ -51,8 +51,9 @@ class ThreadingContext:
 class ThreadingRule(Protocol):
     name: str
 
-    async def match(self, message: ThreadingInput, context: ThreadingContext) -> ThreadMatch | None:
-        ...
+    async def match(
+        self, message: ThreadingInput, context: ThreadingContext
+    ) -> ThreadMatch | None: ...
 
 
 class MessageIdRule:
@@ -75,23 +76,20 @@ class MessageIdRule:
 
 
 async def _ticket_for_stored_ids(session: AsyncSession, ids: Sequence[str]) -> int | None:
-    """The ticket of the newest referenced message we have, inbound or outgoing."""
-    rows = (
-        await session.execute(
-            select(Message.rfc_message_id, Ticket.number)
-            .join(Ticket, Ticket.id == Message.ticket_id)
-            .where(Message.rfc_message_id.in_(ids))
-        )
-    ).all()
-    rows += (
-        await session.execute(
-            select(OutboundEmail.rfc_message_id, Ticket.number)
-            .join(Ticket, Ticket.id == OutboundEmail.ticket_id)
-            .where(OutboundEmail.rfc_message_id.in_(ids))
-        )
-    ).all()
+    """The ticket of the closest referenced message we have, inbound or outgoing."""
+    inbound = (
+        select(Message.rfc_message_id.label("rfc_id"), Ticket.number)
+        .join(Ticket, Ticket.id == Message.ticket_id)
+        .where(Message.rfc_message_id.in_(ids))
+    )
+    outgoing = (
+        select(OutboundEmail.rfc_message_id.label("rfc_id"), Ticket.number)
+        .join(Ticket, Ticket.id == OutboundEmail.ticket_id)
+        .where(OutboundEmail.rfc_message_id.in_(ids))
+    )
+    rows = (await session.execute(union_all(inbound, outgoing))).all()
     by_id = {message_id: number for message_id, number in rows}
-    # References are oldest-first in the header; ThreadingInput lists In-Reply-To first.
+    # ThreadingInput lists In-Reply-To first, then References newest first.
     return next((by_id[i] for i in ids if i in by_id), None)
 
 
@@ -133,7 +131,9 @@ class SubjectTokenRule:
 
 def is_participant(ticket: Ticket, address: str) -> bool:
     address = address.lower()
-    return address == ticket.requester.lower() or address in {p.lower() for p in ticket.participants}
+    return address == ticket.requester.lower() or address in {
+        p.lower() for p in ticket.participants
+    }
 
 
 THREADING_RULES: list[ThreadingRule] = [MessageIdRule(), ReplyAddressRule(), SubjectTokenRule()]

@@ -1,0 +1,182 @@
+"""Inbound throughput: messages/second through `ingest_raw`, against a floor in the same run.
+
+The corpus is generated: new tickets, replies with In-Reply-To/References, HTML mail,
+attachments and a few malformed messages. The floor is the least any ingest must do —
+parse with the stdlib and commit the raw bytes, one transaction per message — so the
+ratio shows what threading, classification and filing cost on top.
+
+    .venv/bin/python bench/ingest.py                       # SQLite, 10,000 messages
+    .venv/bin/python bench/ingest.py --postgres postgresql+asyncpg://postgres@127.0.0.1/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import hashlib
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from mail_factory import make_mail  # noqa: E402
+
+import helpdesk.models  # noqa: E402,F401
+from helpdesk.bootstrap import build_runtime  # noqa: E402
+from helpdesk.config import Settings  # noqa: E402
+from helpdesk.inbound.pipeline import ingest_raw  # noqa: E402
+
+LEARNERS = [f"elev{i}@example.no" for i in range(400)]
+SUBJECTS = [
+    "Kursbevis mangler",
+    "Faktura til arbeidsgiver",
+    "Får ikke logget inn",
+    "Refund for cancelled date",
+    "Spørsmål om prøveeksamen",
+    "Endre navn på bevis",
+]
+
+
+def build_corpus(count: int, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    sent: list[tuple[str, str]] = []  # (message-id, sender)
+    corpus: list[bytes] = []
+    for i in range(count):
+        roll = rng.random()
+        if roll < 0.02:
+            corpus.append(b"\x00garbage " + rng.randbytes(200))
+            continue
+        sender = rng.choice(LEARNERS)
+        message_id = f"<{uuid.UUID(int=rng.getrandbits(128))}@mail.example.no>"
+        kwargs: dict = {
+            "sender": sender,
+            "message_id": message_id,
+            "subject": f"{rng.choice(SUBJECTS)} {i}",
+            "body": "Hei!\n\n" + "Jeg lurer på noe om kurset mitt. " * rng.randint(2, 30),
+        }
+        if sent and roll < 0.45:
+            parent, parent_sender = rng.choice(sent[-500:])
+            kwargs.update(
+                in_reply_to=parent,
+                references=parent,
+                sender=parent_sender,
+                subject="Re: " + kwargs["subject"],
+                body="Takk!\n\nOn Mon, Support wrote:\n> " + "tidligere svar " * 10,
+            )
+        if roll > 0.85:
+            kwargs["html"] = "<p>Hei <b>support</b></p><p>" + "tekst " * 50 + "</p>"
+        if roll > 0.93:
+            kwargs["attachments"] = [
+                ("kvittering.pdf", "application/pdf", rng.randbytes(30_000), None)
+            ]
+        corpus.append(make_mail(**kwargs))
+        sent.append((message_id, kwargs["sender"]))
+    return corpus
+
+
+async def run_floor(url: str, corpus: list[bytes]) -> float:
+    """Parse with the stdlib and insert the raw bytes, one commit per message."""
+    engine = create_async_engine(url)
+    metadata = MetaData()
+    table = Table(
+        "floor_raw",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("sha256", String(64)),
+        Column("raw", LargeBinary),
+    )
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    started = time.perf_counter()
+    for raw in corpus:
+        email.message_from_bytes(raw, policy=email.policy.default)
+        async with engine.begin() as connection:
+            await connection.execute(
+                table.insert().values(sha256=hashlib.sha256(raw).hexdigest(), raw=raw)
+            )
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return len(corpus) / elapsed
+
+
+async def run_ingest(url: str, data_dir: Path, corpus: list[bytes]) -> tuple[float, dict[str, int]]:
+    runtime = build_runtime(
+        Settings(
+            database_url=url,
+            data_dir=data_dir,
+            secret_key="b" * 32,
+            support_address="support@kurs.example",
+        )
+    )
+    async with runtime.engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.create_all)
+    outcomes: dict[str, int] = {}
+    started = time.perf_counter()
+    for raw in corpus:
+        result = await ingest_raw(runtime, raw, "bench")
+        outcomes[result.status] = outcomes.get(result.status, 0) + 1
+    elapsed = time.perf_counter() - started
+    await runtime.close()
+    return len(corpus) / elapsed, outcomes
+
+
+async def fresh_postgres(server_url: str) -> tuple[str, str]:
+    name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres(server_url: str, name: str) -> None:
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--postgres", help="server URL; runs the PostgreSQL variant too")
+    args = parser.parse_args()
+    corpus = build_corpus(args.count)
+    print(f"corpus: {len(corpus)} messages, {sum(map(len, corpus)) / 1e6:.1f} MB")
+    targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    for label, server in targets:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            if server is None:
+                floor_url = f"sqlite+aiosqlite:///{root / 'floor.db'}"
+                ingest_url = f"sqlite+aiosqlite:///{root / 'ingest.db'}"
+                names: list[str] = []
+            else:
+                floor_name, floor_url = await fresh_postgres(server)
+                ingest_name, ingest_url = await fresh_postgres(server)
+                names = [floor_name, ingest_name]
+            try:
+                floor = await run_floor(floor_url, corpus)
+                rate, outcomes = await run_ingest(ingest_url, root / "var", corpus)
+            finally:
+                for name in names:
+                    await drop_postgres(server, name)  # type: ignore[arg-type]
+        print(
+            f"{label}: ingest {rate:.0f} msg/s, floor {floor:.0f} msg/s, "
+            f"ratio {rate / floor:.2f}; outcomes {dict(sorted(outcomes.items()))}"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
