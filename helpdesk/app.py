@@ -17,6 +17,7 @@ from litestar.template.config import TemplateConfig
 
 from helpdesk import health, home
 from helpdesk.bootstrap import Runtime, build_runtime
+from helpdesk.broker import web_broker
 from helpdesk.config import Settings
 from helpdesk.deps import (
     provide_db_session,
@@ -26,6 +27,7 @@ from helpdesk.deps import (
 )
 from helpdesk.error_handlers import EXCEPTION_HANDLERS
 from helpdesk.learners.api import LearnerSyncController
+from helpdesk.outbound.api import outbound_api
 from helpdesk.request_logging import request_logging_middleware
 from helpdesk.resources import templates_dir
 from helpdesk.tickets.api import TicketController
@@ -40,9 +42,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        # The broker lives as long as the server; in the embedded mode it also runs the
+        # schedule in this process (helpdesk.broker.web_broker).
         try:
-            yield
+            async with web_broker(settings, runtime) as broker:
+                runtime.broker = broker
+                yield
         finally:
+            runtime.broker = None
             await runtime.close()
 
     return Litestar(
@@ -54,6 +61,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             LearnerSyncController,
             TicketController,
             AttachmentController,
+            outbound_api,
         ],
         dependencies={
             "db_session": Provide(provide_db_session),

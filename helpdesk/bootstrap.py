@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from taskiq import AsyncBroker
 
 from helpdesk.adapters.clock import Clock, SystemClock
 from helpdesk.adapters.storage import FileStorage, LocalFileStorage
@@ -23,6 +24,9 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     storage: FileStorage
+    # The taskiq broker while a web process runs (set by the app's lifespan); None in
+    # commands and tests that send no tasks.
+    broker: AsyncBroker | None = None
 
     async def close(self) -> None:
         await self.engine.dispose()

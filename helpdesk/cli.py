@@ -81,6 +81,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fetch_mail.add_argument("--once", action="store_true", help="process what is there, then exit")
     fetch_mail.set_defaults(handler=_fetch_mail)
+
+    send_outbox = commands.add_parser(
+        "send-outbox", help="deliver queued outgoing mail (SMTP, or .eml files without one)"
+    )
+    send_outbox.add_argument("--once", action="store_true", help="deliver what is due, then exit")
+    send_outbox.set_defaults(handler=_send_outbox)
     return parser
 
 
@@ -106,6 +112,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from helpdesk.migrate import upgrade_database
 
     if settings.is_sqlite:
+        if args.workers > 1:
+            # Each web process would run the embedded schedule; production mode is for that.
+            print("helpdesk serve: --workers > 1 needs PostgreSQL and Redis "
+                  "(HELPDESK_DATABASE_URL, HELPDESK_REDIS_URL)", file=sys.stderr)
+            return 2
         asyncio.run(upgrade_database(settings.database_url))
     uvicorn.run(
         "helpdesk.asgi:app_from_environment",
@@ -231,6 +242,37 @@ def _fetch_mail(settings: Settings, args: argparse.Namespace) -> int:
         return EX_TEMPFAIL
     if args.once:
         print(f"{count} messages processed", file=sys.stderr)
+    return 0
+
+
+def _send_outbox(settings: Settings, args: argparse.Namespace) -> int:
+    """Deliver the outbox once (`--once`, prints the counts as JSON) or until SIGTERM."""
+    import json
+    import signal
+    from dataclasses import asdict
+
+    from helpdesk.adapters.smtp import build_transport
+    from helpdesk.outbound.delivery import deliver_all_due, deliver_until_stopped
+    from helpdesk.redaction import configure_logging
+
+    configure_logging()
+
+    async def work(runtime: Any) -> Any:
+        transport = build_transport(settings)
+        if args.once:
+            try:
+                return await deliver_all_due(runtime, transport)
+            finally:
+                await transport.close()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await deliver_until_stopped(runtime, transport, stop)
+        return None
+
+    report = _run_with_runtime(settings, work)
+    if report is not None:
+        print(json.dumps(asdict(report)))
     return 0
 
 
