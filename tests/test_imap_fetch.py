@@ -7,22 +7,25 @@ reports repeats as duplicates, exactly what the fetcher relies on from the real 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import msgspec
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 from helpdesk.adapters.imap import AioImapMailbox, Mailbox, MailboxUnavailable
@@ -30,6 +33,9 @@ from helpdesk.bootstrap import Runtime
 from helpdesk.config import ImapSettings
 from helpdesk.db import create_engine
 from helpdesk.inbound.fetcher import SUSPECT_PAUSE, MailFetcher
+from helpdesk.inbound.outcome import IngestResult
+from helpdesk.inbound.pipeline import ingest_raw
+from helpdesk.models import InboundMail, Ticket
 from helpdesk.models.inbound import MailboxCursor
 from tests.peers.ingest import Sha256Ingest, support_mail
 
@@ -199,14 +205,7 @@ async def test_a_fetcher_killed_between_commit_and_marking_loses_and_duplicates_
 
     killed = await asyncio.to_thread(
         subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "tests.peers.killed_fetcher",
-            runtime.settings.database_url,
-            str(ingest_file),
-            msgspec.json.encode(settings).decode(),
-        ],
+        killed_fetcher("sha256", settings, runtime.settings.database_url, str(ingest_file)),
         cwd=REPOSITORY,
         capture_output=True,
         timeout=60,
@@ -221,6 +220,95 @@ async def test_a_fetcher_killed_between_commit_and_marking_loses_and_duplicates_
     assert ingest.statuses == ["duplicate", "created", "created"]
     assert ingest.stored() == [support_mail(number) for number in range(3)]
     assert dovecot.seen() == [1, 2, 3]
+
+
+def killed_fetcher(mode: str, settings: ImapSettings, *args: str) -> list[str]:
+    encoded = msgspec.json.encode(settings).decode()
+    return [sys.executable, "-m", "tests.peers.killed_fetcher", mode, encoded, *args]
+
+
+async def count(runtime: Runtime, table: type[SQLModel]) -> int:
+    async with runtime.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_with_the_real_pipeline_a_killed_fetcher_leaves_one_ticket_per_message(
+    runtime: Runtime, dovecot: DovecotAccount
+) -> None:
+    for number in range(3):
+        dovecot.append(support_mail(number))
+    settings = dovecot.imap_settings()
+    runtime_settings = {
+        "database_url": runtime.settings.database_url,
+        "data_dir": str(runtime.settings.data_dir),
+        "secret_key": runtime.settings.secret_key,
+        "support_address": runtime.settings.support_address,
+    }
+
+    killed = await asyncio.to_thread(
+        subprocess.run,
+        killed_fetcher("pipeline", settings, json.dumps(runtime_settings)),
+        cwd=REPOSITORY,
+        capture_output=True,
+        timeout=60,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    assert await count(runtime, Ticket) == 1
+    assert dovecot.seen() == []
+
+    outcomes: list[IngestResult] = []
+
+    async def ingest(raw: bytes, source: str) -> IngestResult:
+        outcomes.append(await ingest_raw(runtime, raw, source))
+        return outcomes[-1]
+
+    assert await MailFetcher(settings, runtime.sessions, ingest, AioImapMailbox).run_once() == 3
+
+    assert [outcome.status for outcome in outcomes] == ["duplicate", "created", "created"]
+    assert await count(runtime, Ticket) == 3
+    assert await count(runtime, InboundMail) == 3
+    assert dovecot.seen() == [1, 2, 3]
+
+
+async def test_with_the_real_pipeline_new_mail_is_a_ticket_within_five_seconds(
+    runtime: Runtime, dovecot: DovecotAccount
+) -> None:
+    committed = asyncio.Event()
+
+    async def ingest(raw: bytes, source: str) -> IngestResult:
+        result = await ingest_raw(runtime, raw, source)
+        committed.set()
+        return result
+
+    waiting = asyncio.Event()
+
+    def observed(settings: ImapSettings) -> ObservedMailbox:
+        return ObservedMailbox(AioImapMailbox(settings), waiting)
+
+    settings = dovecot.imap_settings()
+    mail = MailFetcher(
+        settings, runtime.sessions, ingest, observed, idle_timeout=60, poll_interval=60
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(mail.run_forever(stop))
+    try:
+        await asyncio.wait_for(waiting.wait(), 10)
+        await asyncio.sleep(0.2)  # IDLE is under way
+        started = time.monotonic()
+        await asyncio.to_thread(dovecot.append, support_mail(1))
+        await asyncio.wait_for(committed.wait(), 5)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    assert elapsed < 5
+    async with runtime.sessions() as session:
+        ticket = (await session.execute(select(Ticket))).scalar_one()
+        inbound = (await session.execute(select(InboundMail))).scalar_one()
+    assert ticket.subject == "Kursbevis 1"
+    assert inbound.source.endswith(";UID=1")
+    assert dovecot.seen() == [1]
 
 
 @sqlite_only
@@ -264,7 +352,13 @@ async def test_the_fetcher_backs_off_until_the_server_is_up_and_reconnects_after
         delays.append(delay)
         await asyncio.sleep(delay / 20)
 
-    mail = fetcher(runtime, account.imap_settings(), ingest, sleep=quick_sleep, idle_timeout=60)
+    waiting = asyncio.Event()
+
+    def observed(settings: ImapSettings) -> ObservedMailbox:
+        return ObservedMailbox(AioImapMailbox(settings), waiting)
+
+    settings = account.imap_settings()
+    mail = fetcher(runtime, settings, ingest, observed, sleep=quick_sleep, idle_timeout=60)
     stop = asyncio.Event()
     task = asyncio.create_task(mail.run_forever(stop))
     try:
@@ -272,6 +366,7 @@ async def test_the_fetcher_backs_off_until_the_server_is_up_and_reconnects_after
         await asyncio.to_thread(server.start)
         await asyncio.to_thread(account.append, support_mail(1))
         await until(lambda: len(ingest.statuses) == 1, 10)
+        await asyncio.wait_for(waiting.wait(), 10)  # the round is over: idling
         refused = len(delays)
 
         await asyncio.to_thread(server.kick, account)  # drops the connection while it idles
@@ -362,8 +457,8 @@ async def test_starttls_is_required_when_the_url_asks_for_it(
 # --- the command line --------------------------------------------------------------------
 
 
-def run_helpdesk(tmp_path: Path, imap_url: str, *args: str, **popen: object) -> subprocess.Popen:
-    """`helpdesk ARGS` in a subprocess, with `tests.peers.stub_pipeline` as the pipeline."""
+def run_helpdesk(tmp_path: Path, imap_url: str, *args: str) -> subprocess.Popen[str]:
+    """`python -m helpdesk ARGS` on a fresh SQLite database, with the real pipeline."""
     database = tmp_path / "helpdesk.db"
     if not database.exists():
         asyncio.run(_create_schema(f"sqlite+aiosqlite:///{database}"))
@@ -372,12 +467,19 @@ def run_helpdesk(tmp_path: Path, imap_url: str, *args: str, **popen: object) -> 
         "HELPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
         "HELPDESK_DATA_DIR": str(tmp_path / "var"),
         "HELPDESK_IMAP_URL": imap_url,
-        "HELPDESK_TEST_INGEST_FILE": str(tmp_path / "ingested.sqlite"),
     }
-    command = [sys.executable, "-m", "tests.peers.stub_pipeline", *args]
-    return subprocess.Popen(  # type: ignore[call-overload]
-        command, cwd=REPOSITORY, env=env, stderr=subprocess.PIPE, text=True, **popen
+    return subprocess.Popen(
+        [sys.executable, "-m", "helpdesk", *args],
+        cwd=REPOSITORY,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def ticket_subjects(tmp_path: Path) -> list[str]:
+    with closing(sqlite3.connect(tmp_path / "helpdesk.db")) as db:
+        return [row[0] for row in db.execute("SELECT subject FROM tickets ORDER BY number")]
 
 
 async def _create_schema(url: str) -> None:
@@ -403,7 +505,7 @@ def test_fetch_mail_once_fetches_everything_and_exits(
 
     assert process.returncode == 0, stderr
     assert "2 messages processed" in stderr
-    assert Sha256Ingest(tmp_path / "ingested.sqlite").stored() == [support_mail(1), support_mail(2)]
+    assert ticket_subjects(tmp_path) == ["Kursbevis 1", "Kursbevis 2"]
     assert dovecot.seen() == [1, 2]
 
 
@@ -431,5 +533,6 @@ def test_fetch_mail_runs_until_sigterm(dovecot: DovecotAccount, tmp_path: Path) 
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=10)
 
-    assert dovecot.seen() == [1]
     assert process.returncode == 0, stderr
+    assert dovecot.seen() == [1]
+    assert ticket_subjects(tmp_path) == ["Kursbevis 1"]

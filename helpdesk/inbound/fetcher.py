@@ -39,6 +39,7 @@ from helpdesk.adapters.imap import (
 )
 from helpdesk.config import ImapSettings
 from helpdesk.db import transaction
+from helpdesk.inbound.outcome import IngestUnavailable
 from helpdesk.models.inbound import MailboxCursor
 from helpdesk.redaction import redact_addresses
 
@@ -69,7 +70,8 @@ def is_infrastructure_failure(exc: BaseException) -> bool:
         return True
     return isinstance(
         exc,
-        OSError
+        IngestUnavailable
+        | OSError
         | sqlalchemy.exc.OperationalError
         | sqlalchemy.exc.InterfaceError
         | sqlalchemy.exc.TimeoutError,
