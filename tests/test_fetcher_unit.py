@@ -314,9 +314,14 @@ def test_backoff_doubles_to_a_cap_with_jitter_and_resets() -> None:
 def test_fetched_body_is_found_whatever_the_order_of_items() -> None:
     body = bytearray(b"Subject: hei\r\n\r\n(uten parentes\r\n")
     assert parse_fetched_body([b"1 FETCH (UID 7 BODY[] {33}", body, b")", b"done"], 7) == body
-    after = [b"2 FETCH (BODY[] {33}", body, b" UID 8)", b"done"]
+    after: list[bytes | bytearray] = [b"2 FETCH (BODY[] {33}", body, b" UID 8)", b"done"]
     assert parse_fetched_body(after, 8) == body
-    unsolicited = [b"1 FETCH (FLAGS (\\Seen) UID 7)", b"2 FETCH (UID 8 BODY[] {33}", body, b")"]
+    unsolicited: list[bytes | bytearray] = [
+        b"1 FETCH (FLAGS (\\Seen) UID 7)",
+        b"2 FETCH (UID 8 BODY[] {33}",
+        body,
+        b")",
+    ]
     assert parse_fetched_body(unsolicited, 8) == body
     assert parse_fetched_body([b"Fetch completed"], 8) is None
     with pytest.raises(MessageUnavailable):

@@ -124,7 +124,10 @@ class DovecotAccount:
     password: str
     dir: Path
 
-    def imap_settings(self, mailbox: str = "INBOX", processed_folder: str | None = None):
+    def imap_settings(
+        self, mailbox: str = "INBOX", processed_folder: str | None = None
+    ) -> ImapSettings:
+        """Settings for this account as `HELPDESK_IMAP_URL=imap://…?tls=off` would give."""
         return ImapSettings(
             host=self.host,
             port=self.port,

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 
@@ -29,8 +30,9 @@ from helpdesk.inbound.fetcher import MailFetcher
 from tests.peers.ingest import Sha256Ingest
 
 
-def die() -> None:
+def die() -> NoReturn:
     os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("still alive after SIGKILL")
 
 
 async def with_sha256(settings: ImapSettings, database_url: str, ingest_file: str) -> None:
