@@ -23,8 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpdesk.inbound.html import html_to_text
 from helpdesk.inbound.parse import ParsedMessage, parse_message
 from helpdesk.inbound.replies import extract_reply
+from helpdesk.inbound.sanitise import sanitise_html
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 DATA = Path(__file__).parent / "data"
@@ -259,3 +261,44 @@ def test_reply_extraction_never_raises_or_returns_nothing(text: str) -> None:
 
     assert reply or not text
     assert len(reply) <= len(text)
+
+
+HTML_PIECES = st.sampled_from(
+    [
+        "<p>",
+        "</p>",
+        "<a href='https://x.example'>",
+        "</a>",
+        "<blockquote>",
+        "</blockquote>",
+        "<ul>",
+        "<li>",
+        "</ul>",
+        "<br>",
+        "<script>",
+        "</script>",
+        "<!--",
+        "-->",
+        "<",
+        ">",
+        "&",
+        "&amp;",
+        "&#",
+        "<img src='cid:a'>",
+        "<pre>",
+        "</pre>",
+        "<td>",
+        "<head>",
+        "<body>",
+        "\n",
+    ]
+)
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.one_of(HTML_PIECES, st.text(max_size=20)), max_size=80))
+def test_any_html_converts_and_sanitises_without_raising(pieces: list[str]) -> None:
+    html = "".join(pieces)
+
+    assert isinstance(html_to_text(html), str)
+    assert "<script" not in sanitise_html(html)

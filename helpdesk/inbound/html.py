@@ -26,6 +26,8 @@ _SPACES = re.compile(r"[ \t\n\r\f\v\u00a0]+")
 _INVISIBLE = str.maketrans("", "", "\u200b\u200c\ufeff\u00ad")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _FEED_CHUNK = 1 << 16
+# Deeper nesting adds nothing readable, and hostile HTML must not make the work quadratic.
+_MAX_NESTING = 10
 
 
 def html_to_text(html: str) -> str:
@@ -45,7 +47,9 @@ class _TextConverter(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self._lines: list[str] = []
-        self._line = ""
+        # The open line as fragments: += on an attribute copies the whole line every time.
+        self._line: list[str] = []
+        self._line_has_text = False
         self._line_open = False
         self._pending_breaks = 0
         self._pending_depth = 0
@@ -59,7 +63,7 @@ class _TextConverter(HTMLParser):
         if tag == "body":
             self._hidden.clear()  # an unclosed <head> must not hide the whole mail
         if tag in _HIDDEN:
-            if tag not in _VOID:
+            if tag not in _VOID and len(self._hidden) < _MAX_NESTING:
                 self._hidden.append(tag)
             return
         if self._hidden:
@@ -76,9 +80,9 @@ class _TextConverter(HTMLParser):
             self._lists.append(0 if tag == "ul" else 1)
         elif tag == "li":
             self._write_marker()
-        elif tag in ("td", "th") and self._line.strip(" >"):
-            self._line += " "
-        elif tag == "a":
+        elif tag in ("td", "th") and self._line_has_text:
+            self._line.append(" ")
+        elif tag == "a" and len(self._links) < _MAX_NESTING:
             self._links.append((dict(attrs).get("href") or "", []))
 
     def handle_endtag(self, tag: str) -> None:
@@ -121,7 +125,7 @@ class _TextConverter(HTMLParser):
                 self._write(line)
             return
         text = _SPACES.sub(" ", data)
-        if text.strip() or not self._line.endswith(" "):
+        if text.strip() or not (self._line and self._line[-1].endswith(" ")):
             self._write(text)
 
     def result(self) -> str:
@@ -135,21 +139,23 @@ class _TextConverter(HTMLParser):
             if not text:
                 return
             self._start_line()
-        self._line += text
+        self._line.append(text)
+        self._line_has_text = self._line_has_text or bool(text.strip())
         for _, label in self._links:
             label.append(text)
 
     def _start_line(self) -> None:
         if self._line_open:
-            self._lines.append(self._line)
-            blank = ("> " * min(self._pending_depth, self._quote_depth)).rstrip()
+            self._lines.append("".join(self._line))
+            blank = ("> " * min(self._pending_depth, self._quote_depth, _MAX_NESTING)).rstrip()
             self._lines.extend([blank] * (self._pending_breaks - 1))
         self._pending_breaks = 0
-        self._line = self._prefix()
+        self._line = [self._prefix()] if self._quote_depth else []
+        self._line_has_text = False
         self._line_open = True
 
     def _break(self, count: int) -> None:
-        if self._line.strip(" >") or self._pending_breaks:
+        if self._line_has_text or self._pending_breaks:
             self._note_depth()
             self._pending_breaks = max(self._pending_breaks, count)
 
@@ -158,7 +164,7 @@ class _TextConverter(HTMLParser):
         if self._pending_breaks:
             self._pending_breaks += 1
         else:
-            self._pending_breaks = 1 if self._line.strip(" >") else 2
+            self._pending_breaks = 1 if self._line_has_text else 2
 
     def _note_depth(self) -> None:
         # A blank line between quote levels belongs to the shallower one.
@@ -173,12 +179,13 @@ class _TextConverter(HTMLParser):
 
     def _flush_line(self) -> None:
         if self._line_open:
-            self._lines.append(self._line)
-        self._line = ""
+            self._lines.append("".join(self._line))
+        self._line = []
+        self._line_has_text = False
         self._line_open = False
 
     def _prefix(self) -> str:
-        return "> " * self._quote_depth
+        return "> " * min(self._quote_depth, _MAX_NESTING)
 
     def _write_marker(self) -> None:
         self._break(1)
@@ -187,7 +194,8 @@ class _TextConverter(HTMLParser):
             self._lists[-1] += 1
         else:
             marker = "- "
-        self._write("  " * max(len(self._lists) - 1, 0) + marker, keep_indent=True)
+        indent = "  " * min(len(self._lists) - 1, _MAX_NESTING)
+        self._write(indent + marker, keep_indent=True)
 
     def _write_link_target(self, href: str, label_parts: list[str]) -> None:
         href = href.strip()

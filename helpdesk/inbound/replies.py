@@ -10,6 +10,7 @@ counts only when quoted lines follow it, and forwarded mail is never cut.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # "… wrote:" in English; "… skrev Kari Nordmann <kari@example.no>:" in Norwegian, Danish and
 # Swedish (the name follows the verb), also "skrev følgende:", nynorsk "skreiv", German "schrieb".
@@ -54,37 +55,59 @@ _MAX_SIGNATURE_LINES = 15
 
 def extract_reply(text: str) -> str:
     """The new text of a message; the whole text when nothing is recognised or nothing is left."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    reply = "\n".join(_without_signature(lines[: _history_start(lines)])).strip("\n")
+    lines = _Lines.of(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    end = _signature_start(lines, _history_start(lines))
+    reply = "\n".join(lines.raw[:end]).strip("\n")
     return reply if reply.strip() else text
 
 
-def _history_start(lines: list[str]) -> int:
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """The lines of a message with what the rules ask of them computed once (linear time)."""
+
+    raw: list[str]
+    plain: list[str]  # stripped, no-break spaces as spaces
+    quoted: list[bool]
+    quotes_to_end: list[bool]  # from here on only quoted or blank lines
+    next_content: list[int]  # index of the next non-blank line, len(raw) if none
+
+    @classmethod
+    def of(cls, raw: list[str]) -> _Lines:
+        plain = [line.replace("\u00a0", " ").replace("\u200b", "").strip() for line in raw]
+        quoted = [line.startswith(">") for line in plain]
+        count = len(raw)
+        quotes_to_end, next_content = [True] * (count + 1), [count] * (count + 1)
+        for index in range(count - 1, -1, -1):
+            quotes_to_end[index] = quotes_to_end[index + 1] and (quoted[index] or not plain[index])
+            next_content[index] = index if plain[index] else next_content[index + 1]
+        return cls(raw, plain, quoted, quotes_to_end, next_content)
+
+
+def _history_start(lines: _Lines) -> int:
     """The index of the first line of quoted history, or len(lines) when there is none."""
-    for index, line in enumerate(lines):
-        plain = _plain(line)
+    for index, plain in enumerate(lines.plain):
         if _FORWARD.match(plain):
-            return len(lines)  # a forward: what follows is the content, not history
+            return len(lines.raw)  # a forward: what follows is the content, not history
         if _SEPARATOR.match(plain) or _is_header_block(lines, index):
-            return index - 1 if index and _RULE.match(_plain(lines[index - 1])) else index
+            return index - 1 if index and _RULE.match(lines.plain[index - 1]) else index
         span = _attribution_span(lines, index)
-        if span and _history_follows(lines, index + span, strong=_is_strong(lines, index, span)):
+        if span and _history_follows(lines, index + span, _is_strong(lines, index, span)):
             return index
-        if _is_quoted(line) and _only_quotes_from(lines, index):
+        if lines.quoted[index] and lines.quotes_to_end[index]:
             return index
-    return len(lines)
+    return len(lines.raw)
 
 
-def _attribution_span(lines: list[str], index: int) -> int:
+def _attribution_span(lines: _Lines, index: int) -> int:
     """How many lines (1-3) an attribution such as "On … wrote:" at `index` spans; 0 if none."""
-    if _is_quoted(lines[index]):
+    if lines.quoted[index]:
         return 0
-    joined = _plain(lines[index])
+    joined = lines.plain[index]
     for span in (1, 2, 3):
         if span > 1:
-            if index + span > len(lines) or not _plain(lines[index + span - 1]):
+            if index + span > len(lines.raw) or not lines.plain[index + span - 1]:
                 return 0
-            joined = f"{joined} {_plain(lines[index + span - 1])}"
+            joined = f"{joined} {lines.plain[index + span - 1]}"
         if len(joined) > _MAX_ATTRIBUTION_CHARS:
             return 0
         if _ATTRIBUTION_END.search(joined):
@@ -94,53 +117,39 @@ def _attribution_span(lines: list[str], index: int) -> int:
     return 0
 
 
-def _is_strong(lines: list[str], index: int, span: int) -> bool:
+def _is_strong(lines: _Lines, index: int, span: int) -> bool:
     """Clients write an address, or a date and a time, into their attribution lines."""
-    joined = " ".join(_plain(line) for line in lines[index : index + span])
+    joined = " ".join(lines.plain[index : index + span])
     return "@" in joined or bool(_ATTRIBUTION_START.match(joined) and _TIME.search(joined))
 
 
-def _history_follows(lines: list[str], start: int, strong: bool) -> bool:
-    following = next((i for i in range(start, len(lines)) if _plain(lines[i])), None)
-    if following is None:
+def _history_follows(lines: _Lines, start: int, strong: bool) -> bool:
+    following = lines.next_content[start]
+    if following == len(lines.raw):
         return False
-    if _is_quoted(lines[following]):
-        return _only_quotes_from(lines, following)
+    if lines.quoted[following]:
+        return lines.quotes_to_end[following]
     return strong  # Outlook, Apple and iOS often put the old message below unquoted
 
 
-def _is_header_block(lines: list[str], index: int) -> bool:
+def _is_header_block(lines: _Lines, index: int) -> bool:
     """An Outlook-style "From:/Sent:/To:/Subject:" block (or Fra:/Sendt:/Til:/Emne:)."""
-    if not _HEADER_FROM.match(_plain(lines[index])):
+    if not _HEADER_FROM.match(lines.plain[index]):
         return False
     found: set[str] = set()
-    for line in lines[index + 1 : index + 8]:
-        plain = _plain(line)
+    for plain in lines.plain[index + 1 : index + 8]:
         found.update(name for name, field in _HEADER_FIELDS.items() if field.match(plain))
     return len(found) >= 2
 
 
-def _only_quotes_from(lines: list[str], start: int) -> bool:
-    return all(_is_quoted(line) or not _plain(line) for line in lines[start:])
-
-
-def _without_signature(lines: list[str]) -> list[str]:
-    """Drop a trailing "Sent from my iPhone" line and an RFC 3676 §4.3 "-- " signature."""
-    while lines and not _plain(lines[-1]):
-        lines = lines[:-1]
-    if lines and _MOBILE_SIGNATURE.match(_plain(lines[-1])):
-        lines = lines[:-1]
-    for index in range(len(lines) - 1, max(len(lines) - _MAX_SIGNATURE_LINES - 1, -1), -1):
-        if lines[index].rstrip() in ("--", "-- ") or lines[index] == "-- ":
-            if any(_plain(line) for line in lines[:index]):
-                return lines[:index]
-            break
-    return lines
-
-
-def _is_quoted(line: str) -> bool:
-    return line.lstrip().startswith(">")
-
-
-def _plain(line: str) -> str:
-    return line.replace("\u00a0", " ").replace("\u200b", "").strip()
+def _signature_start(lines: _Lines, end: int) -> int:
+    """Cut a trailing "Sent from my iPhone" line and an RFC 3676 §4.3 "-- " signature."""
+    while end and not lines.plain[end - 1]:
+        end -= 1
+    if end and _MOBILE_SIGNATURE.match(lines.plain[end - 1]):
+        end -= 1
+    for index in range(end - 1, max(end - _MAX_SIGNATURE_LINES - 1, -1), -1):
+        if lines.raw[index].rstrip() == "--":  # "-- ", or "--" where a mailer ate the space
+            has_text_above = lines.next_content[0] < index
+            return index if has_text_above else end
+    return end
