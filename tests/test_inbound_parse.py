@@ -434,19 +434,42 @@ def test_malformed_mail_is_still_read_and_its_problems_listed() -> None:
     assert any("base64" in defect for defect in parsed.defects)
 
 
-def test_deeply_nested_multiparts_do_not_exhaust_the_stack() -> None:
+def test_deeply_nested_multiparts_are_quarantined_with_their_header_fields() -> None:
     depth = 3000
     opening = b"".join(
         b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1)
         for i in range(depth)
     )
-    raw = mail(
-        "From: a@example.no\nContent-Type: multipart/mixed; boundary=b0", opening + b"Hei\r\n"
+    headers = (
+        "From: Kari <kari@example.no>\nSubject: Dypt\nContent-Type: multipart/mixed; boundary=b0"
     )
 
-    parsed = parse_message(raw)
+    parsed = parse_message(mail(headers, opening + b"Hei\r\n"))
 
-    assert parsed.unparseable or any("too deep" in defect for defect in parsed.defects)
+    assert parsed.unparseable
+    assert (parsed.from_address, parsed.subject) == ("kari@example.no", "Dypt")
+
+
+def test_a_flood_of_mime_parts_is_quarantined_without_reading_the_body() -> None:
+    parts = b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" * 6000 + b"--b--\r\n"
+    headers = (
+        "From: Kari <kari@example.no>\nSubject: Mange\nContent-Type: multipart/mixed; boundary=b"
+    )
+
+    parsed = parse_message(mail(headers, parts))
+
+    assert parsed.unparseable
+    assert parsed.unparseable_reason == "more than 5,000 MIME boundary lines"
+    assert (parsed.from_address, parsed.subject, parsed.text) == ("kari@example.no", "Mange", "")
+
+
+def test_a_very_long_recipient_list_is_still_read() -> None:
+    recipients = ", ".join(f"deltaker{i}@example.no" for i in range(3000))
+
+    parsed = parse_message(mail(f"From: kari@example.no\nTo: {recipients}"))
+
+    assert len(parsed.to) == 3000
+    assert parsed.to[-1] == "deltaker2999@example.no"
 
 
 # --- HTML helpers --------------------------------------------------------------------

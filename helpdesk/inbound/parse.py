@@ -14,12 +14,15 @@ from datetime import datetime
 from email import policy
 from email.feedparser import BytesFeedParser
 from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from typing import NamedTuple
 
 from helpdesk.inbound.attachments import ParsedAttachment, build_attachment
 from helpdesk.inbound.charsets import decode_text
 from helpdesk.inbound.encoded_words import decode_header_text
 from helpdesk.inbound.flowed import unflow_text
 from helpdesk.inbound.headers import (
+    MAX_REFERENCES,
     Mailbox,
     clean_line,
     clean_subject,
@@ -42,6 +45,10 @@ _FEED_CHUNK = 1 << 16
 # 1 MB/s: beyond this an HTML body is only turned into text from its beginning, which keeps
 # a 25 MB message well under 300 MB RSS (measured: 24 MB of HTML took 780 MB in nh3).
 MAX_HTML_CHARS = 2_000_000
+MAX_BOUNDARY_LINES = 5_000
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_MAX_HEADER_BYTES = 1 << 20
+MAX_FIELDS_READ = 20  # of one name (To, Cc, References…); more is abuse, not mail
 _MAX_DEFECTS = 50
 _MAIL_FIELDS = frozenset(
     "from sender to cc subject date message-id received return-path mime-version "  # noqa: SIM905
@@ -89,12 +96,14 @@ class ParsedMessage:
 
 def parse_message(raw: bytes, max_attachment_bytes: int | None = None) -> ParsedMessage:
     """Parse a raw message; attachments over `max_attachment_bytes` are listed but not decoded."""
+    if raw.count(b"\n--") > MAX_BOUNDARY_LINES:
+        # The stdlib needs about half a millisecond per MIME part: a 25 MB message of tiny
+        # parts would hold a worker for minutes. Only its header fields are read.
+        return _headers_only(raw, f"more than {MAX_BOUNDARY_LINES:,} MIME boundary lines")
     try:
         message = _parse_bytes(raw)
     except Exception as error:  # the parser is lenient, but deep nesting can exhaust the stack
-        return _unparseable(
-            EmailMessage(), f"the email package could not read it ({type(error).__name__})"
-        )
+        return _headers_only(raw, f"the email package could not read it ({type(error).__name__})")
     try:
         return _read_message(message, max_attachment_bytes)
     except Exception as error:  # our bug or an input we did not foresee: quarantine, never crash
@@ -115,7 +124,7 @@ def _parse_bytes(raw: bytes) -> EmailMessage:
 
 def _read_message(message: EmailMessage, max_attachment_bytes: int | None) -> ParsedMessage:
     defects: list[str] = []
-    sender = _read_sender(message, defects)
+    fields = _read_fields(message, defects)
     parts = collect_parts(message)
     text, html = _read_body(parts, defects)
     attachments = [build_attachment(part, max_attachment_bytes) for part in parts.attachments]
@@ -123,6 +132,56 @@ def _read_message(message: EmailMessage, max_attachment_bytes: int | None) -> Pa
     found = [text for part in parts.seen for text in describe_defects(part)]
     reason = _unparseable_reason(message)
     return ParsedMessage(
+        **fields._asdict(),
+        text=text,
+        html=html,
+        attachments=attachments,
+        defects=_unique([*found, *parts.defects, *defects, *([reason] if reason else [])]),
+        unparseable=reason is not None,
+        unparseable_reason=reason,
+        email=message,
+    )
+
+
+def _headers_only(raw: bytes, reason: str) -> ParsedMessage:
+    """What the header fields say of a message whose body cannot be read; flagged unparseable."""
+    end = _HEADER_END.search(raw, 0, _MAX_HEADER_BYTES)
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(
+            raw[: end.start() if end else _MAX_HEADER_BYTES], headersonly=True
+        )
+        defects: list[str] = []
+        fields = _read_fields(message, defects)
+    except Exception:
+        return _unparseable(EmailMessage(), reason)
+    return ParsedMessage(
+        **fields._asdict(),
+        text="",
+        html=None,
+        attachments=[],
+        defects=_unique([*defects, reason]),
+        unparseable=True,
+        unparseable_reason=reason,
+        email=message,
+    )
+
+
+class _Fields(NamedTuple):
+    message_id: str | None
+    in_reply_to: list[str]
+    references: list[str]
+    subject: str
+    from_address: str | None
+    from_name: str | None
+    to: list[str]
+    cc: list[str]
+    reply_to: list[str]
+    date: datetime | None
+
+
+def _read_fields(message: EmailMessage, defects: list[str]) -> _Fields:
+    sender = _read_sender(message, defects)
+    return _Fields(
         message_id=next(iter(_ids(message, "message-id")), None),
         in_reply_to=_ids(message, "in-reply-to"),
         references=_ids(message, "references"),
@@ -133,15 +192,6 @@ def _read_message(message: EmailMessage, max_attachment_bytes: int | None) -> Pa
         cc=_addresses(message, "cc"),
         reply_to=_addresses(message, "reply-to"),
         date=_read_date(message, defects),
-        text=text,
-        html=html,
-        attachments=attachments,
-        defects=_unique(found + parts.defects + defects + ([reason] if reason else []))[
-            :_MAX_DEFECTS
-        ],
-        unparseable=reason is not None,
-        unparseable_reason=reason,
-        email=message,
     )
 
 
@@ -207,14 +257,15 @@ def _scrub(text: str) -> str:
 
 
 def _ids(message: EmailMessage, name: str) -> list[str]:
-    ids: list[str] = []
-    for raw in header_values(message, name):
-        ids.extend(i for i in extract_message_ids(raw) if i not in ids)
-    return ids
+    ids: dict[str, None] = {}
+    for raw in header_values(message, name)[:MAX_FIELDS_READ]:
+        ids.update(dict.fromkeys(extract_message_ids(raw)))
+    return list(ids)[-MAX_REFERENCES:]
 
 
 def _addresses(message: EmailMessage, name: str) -> list[str]:
-    return [mailbox.address for mailbox in parse_mailboxes(name, header_values(message, name))]
+    fields = header_values(message, name)[:MAX_FIELDS_READ]
+    return [mailbox.address for mailbox in parse_mailboxes(name, fields)]
 
 
 def _unparseable_reason(message: EmailMessage) -> str | None:
@@ -249,4 +300,4 @@ def _unparseable(message: EmailMessage, reason: str) -> ParsedMessage:
 
 
 def _unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+    return list(dict.fromkeys(items))[:_MAX_DEFECTS]
