@@ -24,6 +24,8 @@ _AS_SENT = policy.default.clone(refold_source="none", linesep="\r\n")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParsedAttachment:
+    """A file of a message: sanitised filename, lower-case type, Content-ID without brackets."""
+
     filename: str
     content_type: str
     content: bytes

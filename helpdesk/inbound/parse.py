@@ -64,6 +64,13 @@ _META_CHARSET = re.compile(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParsedMessage:
+    """One inbound message as a ticket needs it; `email` keeps the full parsed tree for rules.
+
+    Message-IDs are without angle brackets; addresses have lower-cased domains; `date` is
+    aware UTC; `text` is the readable body (HTML converted when there is no plain text) and
+    `html` the sanitised HTML or None; `defects` lists in words what was wrong with the mail.
+    """
+
     message_id: str | None
     in_reply_to: list[str]
     references: list[str]
