@@ -127,8 +127,9 @@ def _threading_input(parsed: ParsedMessage, verified: bool) -> ThreadingInput:
 
 def _delivered_to(parsed: ParsedMessage) -> list[str]:
     # Bcc'd or forwarded copies only show the reply address in Delivered-To / X-Original-To.
-    values = [*parsed.email.get_all("Delivered-To", []), *parsed.email.get_all("X-Original-To", [])]
-    return [str(v).strip().strip("<>").lower() for v in values if "@" in str(v)][:10]
+    # header_all never raises, unlike EmailMessage.get_all on hostile headers.
+    values = [*parsed.header_all("Delivered-To"), *parsed.header_all("X-Original-To")]
+    return [v.strip().strip("<>").lower() for v in values if "@" in v][:10]
 
 
 async def _recent_from(session: AsyncSession, sender: str | None, now: datetime) -> int:
