@@ -17,7 +17,7 @@ from helpdesk.models.learners import Enrolment, Learner
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.operators import ApiToken, Operator
 from helpdesk.models.orders import Order
-from helpdesk.models.outbound import OutboundEmail
+from helpdesk.models.outbound import OutboundEmail, SuppressedAddress
 from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Operator",
     "Order",
     "OutboundEmail",
+    "SuppressedAddress",
     "Ticket",
     "TicketNumber",
     "TicketOrder",

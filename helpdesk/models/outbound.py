@@ -39,3 +39,19 @@ class OutboundEmail(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class SuppressedAddress(SQLModel, table=True):
+    """An address we stop mailing automatically after a hard bounce, until an operator lifts it."""
+
+    __tablename__ = "suppressed_addresses"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Lower-cased, one row per address.
+    address: str = Field(max_length=320, unique=True)
+    reason: str = Field(max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # The outgoing mail whose hard bounce put the address here; null when added by hand.
+    outbound_email_id: int | None = Field(
+        default=None, foreign_key="outbound_emails.id", ondelete="SET NULL"
+    )

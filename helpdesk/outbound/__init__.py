@@ -1,0 +1,1 @@
+"""Outgoing mail: composition, the transactional outbox, automatic mail and delivery."""
