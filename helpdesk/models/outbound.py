@@ -55,3 +55,26 @@ class SuppressedAddress(SQLModel, table=True):
     outbound_email_id: int | None = Field(
         default=None, foreign_key="outbound_emails.id", ondelete="SET NULL"
     )
+
+
+DELIVERY_ATTEMPT_STATUSES = ("accepted", "deferred", "rejected")
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One recipient's outcome of one delivery attempt: the delivery log (kept 12 months).
+
+    `accepted` (the relay took it), `deferred` (temporary failure, tried again later) or
+    `rejected` (permanent failure); `reply` is the relay's answer or what went wrong.
+    """
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbound_email_id: int = Field(
+        foreign_key="outbound_emails.id", ondelete="CASCADE", index=True
+    )
+    attempt: int
+    recipient: str = Field(max_length=320)
+    status: str = Field(max_length=10)
+    reply: str | None = Field(default=None, sa_type=Text)
+    attempted_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
