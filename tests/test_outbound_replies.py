@@ -14,10 +14,12 @@ from sqlalchemy import func, select
 
 from helpdesk.adapters.clock import FrozenClock
 from helpdesk.db import transaction
+from helpdesk.inbound.pipeline import ingest_raw
 from helpdesk.models import Attachment, AuditEvent, Message, OutboundEmail, SuppressedAddress
 from helpdesk.outbound import service as outbound_service
 from helpdesk.outbound.suppression import is_suppressed, record_hard_bounce, suppress_address
 from tests.factories import T0, add_operator, bearer
+from tests.mail_factory import make_mail
 from tests.outbound_factory import (
     SUPPORT,
     add_mail_ticket,
@@ -414,3 +416,42 @@ async def test_our_own_addresses_are_never_copied(runtime) -> None:
     queued = await reply(runtime, ticket.number, operator)
 
     assert queued.outbound.recipients == ["kari@example.no", "per@firma.no"]
+
+
+# --- the learner's answer comes back into the ticket ------------------------------------------
+
+
+async def test_the_learners_answer_to_our_reply_threads_into_the_same_ticket(
+    runtime, client, agent
+) -> None:
+    ticket, _ = await add_mail_ticket(runtime)
+    await client.post(replies_url(ticket.number), json={"body": "Hei Kari"}, headers=agent)
+    (row,) = await outbound_rows(runtime)
+    ours = parse(row.raw)
+    answer = make_mail(
+        sender="Kari Nordmann <kari@example.no>",
+        to=str(ours["Reply-To"]),
+        subject=f"SV: {ours['Subject']}",
+        body="Takk, nå fant jeg det!",
+        in_reply_to=ours["Message-ID"],
+        references=f"{ours['References']} {ours['Message-ID']}",
+    )
+
+    result = await ingest_raw(runtime, answer, "test")
+
+    assert (result.status, result.ticket) == ("appended", ticket.number)
+    assert result.reason.startswith("message-id")
+
+
+async def test_our_own_reply_coming_back_is_recognised_as_a_loop(runtime, client, agent) -> None:
+    ticket, _ = await add_mail_ticket(runtime)
+    await client.post(replies_url(ticket.number), json={"body": "Hei Kari"}, headers=agent)
+    (row,) = await outbound_rows(runtime)
+    assert row.raw is not None
+
+    result = await ingest_raw(runtime, row.raw, "test")
+
+    assert result.status == "appended"
+    assert result.reason.startswith("loop")
+    detail = (await client.get(f"/api/v1/tickets/{ticket.number}", headers=agent)).json()
+    assert detail["messages"][-1]["machine"] == "loop"

@@ -134,7 +134,7 @@ async def maybe_acknowledge(
     if refusal is not None:
         log.info("no acknowledgement for ticket #%s: %s", ticket.number, refusal)
         return None
-    context = {"ticket_number": ticket.number, "response_hours": response_hours}
+    context: dict[str, object] = {"ticket_number": ticket.number, "response_hours": response_hours}
     return await _queue_automatic(
         session, settings, ticket, message, now, "acknowledgement", context, brand
     )
@@ -162,7 +162,7 @@ async def queue_notice(
     if refusal is not None:
         log.info("no too-large notice for ticket #%s: %s", ticket.number, refusal)
         return None
-    context = {
+    context: dict[str, object] = {
         "ticket_number": ticket.number,
         "subject": ticket.subject,
         "size_mb": _megabytes(size_bytes),
@@ -202,7 +202,9 @@ async def _queue_automatic(
         author_kind="system",
         author_name=brand,
         rfc_message_id=message_id,
-        sender=settings.support_address,
+        # No `sender`: (sender, Message-ID) is the key of *inbound* mail, and our own mail
+        # looping back is stored under our address with this very Message-ID.
+        sender=None,
         in_reply_to=threading.in_reply_to,
         references=" ".join(threading.references) or None,
     )

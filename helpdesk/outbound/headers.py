@@ -14,9 +14,11 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from email import _header_value_parser as value_parser
+from email.charset import Charset
 from email.header import Header
-from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
+from email.headerregistry import Address, AddressHeader, HeaderRegistry, UnstructuredHeader
 from email.policy import SMTP
+from email.utils import formataddr
 from typing import Any
 
 # Cc: C0/C1 controls and DEL; Cs: lone surrogates (not encodable); Zl/Zp: U+2028/U+2029.
@@ -34,6 +36,7 @@ MAX_DISPLAY_NAME = 120
 MAX_MESSAGE_ID = 250
 MAX_REFERENCES = 10
 MAX_FILENAME = 150
+_UTF8 = Charset("utf-8")
 
 
 class UnsendableAddress(ValueError):
@@ -172,11 +175,49 @@ class _TextHeader(UnstructuredHeader):
         return f"{self.name}: {folded}{policy.linesep}"  # type: ignore[attr-defined]
 
 
+class _MailboxListHeader(AddressHeader):
+    """From/To/Cc/Reply-To: folded only between addresses and between encoded-words.
+
+    The modern folder drops the quotes of a long display name that needs folding, so
+    "evil@example.net, Kari" could turn into an extra address; here an ASCII name is
+    quoted by `formataddr` and kept on one line, a non-ASCII one becomes encoded-words.
+    """
+
+    def fold(self, *, policy: Any) -> str:
+        width = policy.max_line_length or 78
+        label = f"{self.name}:"  # type: ignore[attr-defined]
+        lines = [label]
+        addresses = list(self.addresses)  # type: ignore[attr-defined]
+        for index, address in enumerate(addresses):
+            pieces = _address_pieces(address)
+            if index < len(addresses) - 1:
+                pieces[-1] += ","
+            for piece in pieces:
+                if lines[-1] != label and len(lines[-1]) + 1 + len(piece) > width:
+                    lines.append(f" {piece}")
+                else:
+                    lines[-1] += f" {piece}"
+        return policy.linesep.join(lines) + policy.linesep
+
+
+def _address_pieces(address: Address) -> list[str]:
+    """An address as unbreakable pieces; encoded-words of at most 75 characters (RFC 2047)."""
+    name, addr_spec = address.display_name, address.addr_spec
+    if not name:
+        return [addr_spec]
+    if name.isascii():
+        return [formataddr((name, addr_spec))]
+    words = _UTF8.header_encode_lines(name, iter(lambda: 75, None))
+    return [*words, f"<{addr_spec}>"]
+
+
 def _header_registry() -> HeaderRegistry:
     registry = HeaderRegistry()
-    registry.map_to_type("subject", _TextHeader)
-    registry.map_to_type("in-reply-to", _MessageIdListHeader)
-    registry.map_to_type("references", _MessageIdListHeader)
+    registry.map_to_type("subject", _TextHeader)  # type: ignore[arg-type]
+    for name in ("from", "to", "cc", "reply-to"):
+        registry.map_to_type(name, _MailboxListHeader)  # type: ignore[arg-type]
+    registry.map_to_type("in-reply-to", _MessageIdListHeader)  # type: ignore[arg-type]
+    registry.map_to_type("references", _MessageIdListHeader)  # type: ignore[arg-type]
     return registry
 
 

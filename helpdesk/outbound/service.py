@@ -132,7 +132,9 @@ async def queue_reply(
         author_email=operator.email,
         operator_id=operator.id,
         rfc_message_id=message_id,
-        sender=settings.support_address,
+        # No `sender`: (sender, Message-ID) is the key of *inbound* mail, and our own mail
+        # looping back is stored under our address with this very Message-ID.
+        sender=None,
         in_reply_to=threading.in_reply_to,
         references=" ".join(threading.references) or None,
     )
@@ -189,6 +191,7 @@ async def _store_attachment(
     session: AsyncSession, storage: FileStorage, message: Message, upload: UploadedFile
 ) -> Attachment:
     """Keep the file by SHA-256 (like inbound attachments) and link it to the message."""
+    assert message.id is not None
     file = storage.put("attachments", upload.content)
     attachment = Attachment(
         message_id=message.id,
