@@ -29,7 +29,7 @@ _REPLY_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _TICKET_TOKEN = re.compile(r"\s*\[#\d+\]")
-# A msg-id we are willing to echo: printable ASCII, no spaces or brackets, one "@".
+# A msg-id we are willing to echo: printable ASCII with an "@", no spaces or angle brackets.
 _MESSAGE_ID = re.compile(r"^[!-;=?-~]+@[!-;=?-~]+$")
 MAX_SUBJECT = 250
 MAX_DISPLAY_NAME = 120
@@ -55,7 +55,7 @@ def header_safe(value: str | None, limit: int | None = None) -> str:
     # The stdlib's header parser decodes RFC 2047 encoded-words found in the value it is
     # given (even inside quoted display names and filenames) and folds the result back
     # unencoded, so "=?utf-8?q?=0D=0ABcc:...?=" would become a real CRLF and a new header
-    # (CVE-2024-6923 and its relatives). A word joiner after "=" keeps the text readable
+    # (the class of bug behind CVE-2024-6923). A word joiner after "=" keeps the text readable
     # but makes it no encoded-word.
     return line.replace("=?", "=\u2060?")
 
