@@ -37,7 +37,7 @@ from helpdesk.bootstrap import build_runtime  # noqa: E402
 from helpdesk.config import Settings  # noqa: E402
 from helpdesk.inbound.pipeline import ingest_raw  # noqa: E402
 
-LEARNERS = [f"elev{i}@example.no" for i in range(400)]
+LEARNERS = [f"elev{i}@example.no" for i in range(4000)]
 SUBJECTS = [
     "Kursbevis mangler",
     "Faktura til arbeidsgiver",

@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True):
     platform_webhook_url: str | None = None
     platform_webhook_secret: str | None = None
     authserv_id: str | None = None
+    # Not in DESIGN's table: operational knobs with safe defaults.
+    acknowledge_new_tickets: bool = True
+    max_message_bytes: int = 25 * 1024 * 1024
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,8 +108,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         imap=parse_imap_url(get("IMAP_URL")),
         support_address=_check_address("HELPDESK_SUPPORT_ADDRESS", get("SUPPORT_ADDRESS")),
         base_url=(
-            _check_url("HELPDESK_BASE_URL", get("BASE_URL"), ("http", "https"))
-            or DEFAULT_BASE_URL
+            _check_url("HELPDESK_BASE_URL", get("BASE_URL"), ("http", "https")) or DEFAULT_BASE_URL
         ).rstrip("/"),
         platform_api_key=get("PLATFORM_API_KEY"),
         widget_secret=get("WIDGET_SECRET"),
@@ -116,6 +118,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         platform_webhook_secret=get("PLATFORM_WEBHOOK_SECRET"),
         authserv_id=get("AUTHSERV_ID"),
+        acknowledge_new_tickets=_parse_switch("HELPDESK_ACKNOWLEDGEMENTS", get("ACKNOWLEDGEMENTS")),
+        max_message_bytes=_parse_megabytes("HELPDESK_MAX_MESSAGE_MB", get("MAX_MESSAGE_MB")),
     )
     if settings.platform_webhook_url and not settings.platform_webhook_secret:
         raise ConfigError(
@@ -129,6 +133,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     elif len(secret) < 16:
         raise ConfigError("HELPDESK_SECRET_KEY", "must be at least 16 characters")
     return msgspec.structs.replace(settings, secret_key=secret)
+
+
+def _parse_switch(variable: str, value: str | None, default: bool = True) -> bool:
+    if value is None:
+        return default
+    if value.lower() in ("on", "true", "yes", "1"):
+        return True
+    if value.lower() in ("off", "false", "no", "0"):
+        return False
+    raise ConfigError(variable, "expected on or off")
+
+
+def _parse_megabytes(variable: str, value: str | None, default: int = 25) -> int:
+    if value is None:
+        return default * 1024 * 1024
+    if not value.isdigit() or not 1 <= int(value) <= 200:
+        raise ConfigError(variable, "expected a whole number of megabytes from 1 to 200")
+    return int(value) * 1024 * 1024
 
 
 def _check_database_url(url: str) -> None:

@@ -6,6 +6,7 @@ Each test reads like what an operator would see in the inbox after the mail arri
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 
 import msgspec
 import pytest
@@ -25,6 +26,7 @@ from helpdesk.models import (
     Ticket,
     TicketOrder,
 )
+from helpdesk.outbound.suppression import is_suppressed
 from helpdesk.signing import make_message_id, make_reply_address
 
 KARI = "Kari Nordmann <kari.nordmann@example.no>"
@@ -37,10 +39,16 @@ async def ticket(runtime: Runtime, number: int) -> Ticket:
         return found
 
 
-async def messages(runtime: Runtime, number: int) -> list[Message]:
+async def messages(
+    runtime: Runtime, number: int, directions: tuple[str, ...] = ("inbound", "note")
+) -> list[Message]:
+    """The ticket's messages, by default without our own outgoing mail (acknowledgements)."""
     async with runtime.sessions() as session:
         rows = await session.scalars(
-            select(Message).join(Ticket).where(Ticket.number == number).order_by(Message.id)
+            select(Message)
+            .join(Ticket)
+            .where(Ticket.number == number, Message.direction.in_(directions))
+            .order_by(Message.id)
         )
         return list(rows)
 
@@ -193,8 +201,11 @@ async def test_bounce_marks_our_outgoing_mail_bounced(runtime: Runtime) -> None:
     assert result.status == "appended" and result.ticket == first.ticket
     assert "bounce" in result.reason
     async with runtime.sessions() as session:
-        outbound = await session.scalar(select(OutboundEmail))
+        outbound = await session.scalar(
+            select(OutboundEmail).where(OutboundEmail.rfc_message_id == ours)
+        )
         assert outbound.status == "bounced" and "User unknown" in outbound.last_reply
+        assert await is_suppressed(session, "kari@example.no")
 
 
 async def test_unreadable_mail_is_quarantined_with_the_original_attached(runtime: Runtime) -> None:
@@ -299,3 +310,30 @@ async def test_cc_addresses_become_participants_but_ours_do_not(
     result = await ingest_raw(runtime, raw, "t")
     assert result.status == status
     assert (await ticket(runtime, result.ticket)).participants == ["leder@byggmester.no"]
+
+
+async def test_a_new_ticket_is_acknowledged_once_and_machine_mail_never(runtime: Runtime) -> None:
+    first = await ingest_raw(runtime, make_mail(message_id="<a1@mail.example.no>"), "t")
+    follow = make_mail(subject="Re: Spørsmål", in_reply_to="<a1@mail.example.no>")
+    await ingest_raw(runtime, follow, "t")
+    await ingest_raw(
+        runtime,
+        make_mail(sender="ola@example.no", headers={"Auto-Submitted": "auto-generated"}),
+        "t",
+    )
+    async with runtime.sessions() as session:
+        outgoing = (await session.scalars(select(OutboundEmail))).all()
+    [ack] = outgoing
+    assert ack.kind == "acknowledgement" and ack.recipients == ["kari.nordmann@example.no"]
+    mail = message_from_bytes(ack.raw, policy=policy.default)
+    assert mail["Auto-Submitted"] == "auto-replied"
+    assert f"[#{first.ticket}]" in mail["Subject"]
+
+
+async def test_oversized_mail_gets_a_polite_notice(runtime: Runtime) -> None:
+    big = make_mail(attachments=[("stor.pdf", "application/pdf", b"%PDF" * 400_000, None)])
+    result = await ingest_raw(runtime, big, "t", max_message_bytes=1_000_000)
+    async with runtime.sessions() as session:
+        [notice] = (await session.scalars(select(OutboundEmail))).all()
+    assert notice.recipients == ["kari.nordmann@example.no"]
+    assert f"[#{result.ticket}]" in message_from_bytes(notice.raw, policy=policy.default)["Subject"]

@@ -32,7 +32,8 @@ async def test_api_shows_thread_reason_reply_text_machine_mark_and_attachments(
     await ingest_raw(runtime, auto, "test")
 
     detail = (await client.get(f"/api/v1/tickets/{created.ticket}", headers=bearer(token))).json()
-    first, second = detail["messages"]
+    ack, first, second = sorted(detail["messages"], key=lambda m: m["direction"] != "outbound")
+    assert ack["author"]["kind"] == "system" and ack["status"] == "queued"
     assert first["thread_reason"] == "new" and first["machine"] is None
     assert first["reply_text"].strip() == "Her er kvitteringen."
     assert "gammel tekst" in first["text"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.bootstrap import Runtime
@@ -21,6 +21,8 @@ from helpdesk.inbound.rules import Classification
 from helpdesk.inbound.sanitise import rewrite_cid_urls
 from helpdesk.inbound.threading import ThreadMatch
 from helpdesk.models import Attachment, InboundMail, Learner, Message, OutboundEmail, Ticket
+from helpdesk.outbound.automatic import maybe_acknowledge, queue_notice
+from helpdesk.outbound.suppression import record_hard_bounce
 from helpdesk.signing import verify_message_id
 from helpdesk.tickets.lifecycle import (
     MessageDraft,
@@ -51,8 +53,12 @@ class Filer:
 
     # --- the three outcomes -------------------------------------------------------------
 
-    async def quarantine(self, why: str) -> IngestResult:
-        """A new ticket flagged for review, with the raw message attached."""
+    async def quarantine(self, why: str, *, exceeded_limit: int | None = None) -> IngestResult:
+        """A new ticket flagged for review, with the raw message attached.
+
+        Mail over the size limit also gets the sender a polite notice (when the sender is
+        a person we may write to; `queue_notice` applies the automatic-mail rules).
+        """
         text = (
             f"This message could not be taken in automatically ({why}). "
             "The original message is attached as original.eml."
@@ -78,6 +84,16 @@ class Filer:
                 storage_path=self.inbound.storage_path,
             )
         )
+        if exceeded_limit is not None:
+            await queue_notice(
+                self.session,
+                self.runtime.settings,
+                ticket,
+                message,
+                self.now,
+                size_bytes=self.inbound.size,
+                limit_bytes=exceeded_limit,
+            )
         return self._record("quarantined", ticket, message, f"quarantined: {why}")
 
     async def file_machine_mail(
@@ -146,8 +162,18 @@ class Filer:
             )
             status = "created"
         await self._store_attachments(message)
-        merge_mail_participants(ticket, self.parsed, self.runtime.settings.support_address)
+        settings = self.runtime.settings
+        merge_mail_participants(ticket, self.parsed, settings.support_address)
         await link_mentioned_orders(self.session, ticket, self.parsed, now=self.now)
+        if status == "created":
+            await maybe_acknowledge(
+                self.session,
+                settings,
+                ticket,
+                message,
+                self.now,
+                enabled=settings.acknowledge_new_tickets,
+            )
         return self._record(status, ticket, message, reason)
 
     # --- pieces -------------------------------------------------------------------------
@@ -214,15 +240,17 @@ class Filer:
         if not report.message_ids:
             return None
         if report.permanent:
-            await self.session.execute(
-                update(OutboundEmail)
-                .where(OutboundEmail.rfc_message_id.in_(report.message_ids))
-                .values(
-                    status="bounced",
-                    last_reply=(report.diagnostic or "bounced")[:1000],
-                    updated_at=self.now,
-                )
+            bounced = await self.session.scalars(
+                select(OutboundEmail).where(OutboundEmail.rfc_message_id.in_(report.message_ids))
             )
+            for outbound in bounced:
+                await record_hard_bounce(
+                    self.session,
+                    outbound,
+                    report.diagnostic or "bounced",
+                    self.now,
+                    failed_recipients=report.failed_recipients,
+                )
         secret = self.runtime.settings.secret_key
         return next(
             (n for i in report.message_ids if (n := verify_message_id(secret, i)) is not None),

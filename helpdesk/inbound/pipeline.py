@@ -34,26 +34,25 @@ from helpdesk.models import InboundMail, Ticket
 
 log = logging.getLogger("helpdesk.inbound")
 
-DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
-
 
 async def ingest_raw(
     runtime: Runtime,
     raw: bytes,
     source: str,
     *,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_message_bytes: int | None = None,
 ) -> IngestResult:
     """Store, parse, classify, thread and file one message; see the module docstring."""
     try:
         stored = runtime.storage.put("raw", raw)
     except OSError as exc:
         raise IngestUnavailable(f"storage unavailable: {exc.strerror or exc}") from exc
-    oversized = len(raw) > max_message_bytes
+    limit = max_message_bytes or runtime.settings.max_message_bytes
+    oversized = len(raw) > limit
     # An oversized message is kept whole but only its headers are read (bounded memory).
     parsed = parse_message(_headers_only(raw) if oversized else raw)
     try:
-        return await _ingest_stored(runtime, parsed, stored, source, oversized)
+        return await _ingest_stored(runtime, parsed, stored, source, limit if oversized else None)
     except IntegrityError:
         # A concurrent ingest of the same message committed first.
         return await _report_duplicate(runtime, parsed, stored)
@@ -72,7 +71,11 @@ def _headers_only(raw: bytes) -> bytes:
 
 
 async def _ingest_stored(
-    runtime: Runtime, parsed: ParsedMessage, stored: StoredFile, source: str, oversized: bool
+    runtime: Runtime,
+    parsed: ParsedMessage,
+    stored: StoredFile,
+    source: str,
+    exceeded_limit: int | None,
 ) -> IngestResult:
     settings = runtime.settings
     now = runtime.clock.now()
@@ -92,9 +95,10 @@ async def _ingest_stored(
         )
         # Added to the session by the Filer once the outcome is known: one INSERT, no UPDATE.
         filer = filing.Filer(session, runtime, inbound, parsed, now)
-        if oversized:
+        if exceeded_limit is not None:
             size = f"{stored.size / (1024 * 1024):.1f} MB"
-            return await filer.quarantine(f"message is {size}, over the size limit")
+            why = f"message is {size}, over the size limit"
+            return await filer.quarantine(why, exceeded_limit=exceeded_limit)
         if parsed.unparseable:
             return await filer.quarantine(parsed.unparseable_reason or "could not be parsed")
         verified, trust_reason = sender_verified(parsed.email, settings.authserv_id)
