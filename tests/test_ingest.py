@@ -337,3 +337,14 @@ async def test_oversized_mail_gets_a_polite_notice(runtime: Runtime) -> None:
         [notice] = (await session.scalars(select(OutboundEmail))).all()
     assert notice.recipients == ["kari.nordmann@example.no"]
     assert f"[#{result.ticket}]" in message_from_bytes(notice.raw, policy=policy.default)["Subject"]
+
+
+async def test_a_sender_flooding_us_is_marked_rate_limited_not_answered(runtime: Runtime) -> None:
+    results = [
+        await ingest_raw(runtime, make_mail(subject=f"Spørsmål {i}"), "t") for i in range(22)
+    ]
+    assert [r.status for r in results[:20]] == ["created"] * 20
+    assert results[20].status == "ignored" and results[20].reason.startswith("rate-limit")
+    async with runtime.sessions() as session:
+        acknowledged = (await session.scalars(select(OutboundEmail))).all()
+    assert len(acknowledged) == 1  # once per address per 4 hours, not 20 times
