@@ -24,7 +24,7 @@ import pytest
 import redis.asyncio
 from msgspec.structs import replace
 from sqlalchemy import create_engine, select
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from helpdesk.adapters.clock import utcnow
 from helpdesk.adapters.smtp import (
@@ -105,8 +105,8 @@ async def delivery_log(runtime: Runtime, row: OutboundEmail) -> list[tuple[int, 
     async with runtime.sessions() as session:
         attempts = await session.execute(
             select(DeliveryAttempt)
-            .where(DeliveryAttempt.outbound_email_id == row.id)
-            .order_by(DeliveryAttempt.id)
+            .where(col(DeliveryAttempt.outbound_email_id) == row.id)
+            .order_by(col(DeliveryAttempt.id))
         )
         return [(a.attempt, a.recipient, a.status) for a in attempts.scalars()]
 
@@ -306,13 +306,16 @@ async def test_a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner(
 ) -> None:
     now = utcnow()
     row = await queue_mail(runtime, now)
-    stalled, released = InMemoryTransport(), asyncio.Event()
+    released = asyncio.Event()
 
-    async def hang_in_send(*args: Any) -> Any:  # a relay that answers after the lease ran out
-        await released.wait()
-        return await InMemoryTransport.send(stalled, *args)
+    class StalledRelay(InMemoryTransport):
+        """A relay that answers only after the lease has run out."""
 
-    stalled.send = hang_in_send  # type: ignore[method-assign]
+        async def send(self, *args: Any) -> Any:
+            await released.wait()
+            return await super().send(*args)
+
+    stalled = StalledRelay()
     slow = asyncio.create_task(deliver_due(runtime, stalled, now))
     for _ in range(100):
         if (await reload(runtime, row)).claimed_until is not None:
@@ -433,11 +436,12 @@ async def test_kick_with_redis_hands_delivery_to_a_worker(runtime: Runtime) -> N
     try:
         assert await kick_delivery(runtime, broker) is None
         async with redis.asyncio.Redis.from_url(redis_url) as client:
-            [(_, fields)] = await client.xrange(queue)
+            entries: Any = await client.xrange(queue)
             await client.delete(queue)
     finally:
         await broker.shutdown()
 
+    [(_, fields)] = entries
     assert b"outbound.deliver_outbox" in fields[b"data"]
 
 
