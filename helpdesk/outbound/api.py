@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, Router, delete, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,7 @@ from helpdesk.outbound.suppression import (
     find_suppression,
     lift_suppression,
 )
+from helpdesk.outbound.tasks import kick_delivery
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets.api import provide_now
 from helpdesk.tickets.queries import MessageRow
@@ -76,7 +78,7 @@ class ReplyController(Controller):
         runtime: Runtime,
         now: datetime,
         number: int,
-    ) -> MessageOut:
+    ) -> Response[MessageOut]:
         reply = await read_reply(request)
         ticket = await tickets.get_ticket(db_session, number)
         queued = await service.queue_reply(
@@ -91,7 +93,11 @@ class ReplyController(Controller):
             force=reply.force,
         )
         row = MessageRow(queued.message, queued.attachments, queued.outbound.status)
-        return message_out(row)
+        # Background tasks run after the response is sent, so after the request's
+        # transaction has committed the outbox row that delivery will pick up.
+        return Response(
+            message_out(row), status_code=201, background=BackgroundTask(kick_delivery, runtime)
+        )
 
 
 class SuppressionController(Controller):
