@@ -80,5 +80,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
         ),
         template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
+        # Logging is configured by the process entry point (helpdesk.redaction), not by
+        # Litestar, so every record passes the address-redacting filter.
+        logging_config=None,
         debug=False,
     )

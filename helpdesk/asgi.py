@@ -4,7 +4,10 @@ from litestar import Litestar
 
 from helpdesk.app import create_app
 from helpdesk.config import load_settings
+from helpdesk.redaction import configure_logging
 
 
 def app_from_environment() -> Litestar:
+    """The app of one `helpdesk serve` worker, logging through the redacting filter."""
+    configure_logging()
     return create_app(load_settings())

@@ -126,6 +126,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         log_level="info",
+        # Our own request log (path only, addresses redacted) replaces uvicorn's access log,
+        # which would print query strings; uvicorn's other loggers go through our handler.
+        access_log=False,
+        log_config=None,
     )
     return 0
 

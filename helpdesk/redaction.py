@@ -13,6 +13,9 @@ def redact_addresses(text: str) -> str:
     return _ADDRESS.sub(lambda m: f"{m.group(1)[0]}***@{m.group(2)}", text)
 
 
+_FORMATTER = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites every record's message with addresses redacted, whatever logged it."""
 
@@ -21,6 +24,9 @@ class RedactingFilter(logging.Filter):
         redacted = redact_addresses(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # Exception messages quote addresses too (e.g. a refused recipient).
+            record.exc_text = redact_addresses(_FORMATTER.formatException(record.exc_info))
         return True
 
 

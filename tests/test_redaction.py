@@ -19,3 +19,14 @@ def test_log_records_pass_through_the_redacting_filter() -> None:
     )
     assert RedactingFilter().filter(record)
     assert record.getMessage() == "sender k***@example.no"
+
+
+def test_exception_text_is_redacted_too() -> None:
+    try:
+        raise ValueError("recipient kari@example.no refused")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    RedactingFilter().filter(record)
+    assert "k***@example.no" in record.exc_text and "kari@" not in record.exc_text

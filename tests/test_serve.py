@@ -45,6 +45,7 @@ def test_serve_migrates_and_answers_on_a_fresh_data_dir(tmp_path: Path) -> None:
         assert "Helpdesk is running" in httpx.get(f"{base}/").text
         assert httpx.get(f"{base}/api/v1/tickets").status_code == 401
         assert httpx.get(f"{base}/schema/openapi.json").status_code == 200
+        httpx.get(f"{base}/api/v1/suppressions/kari.nordmann@example.no?q=ola@example.no")
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=20)[0].decode()
@@ -52,6 +53,9 @@ def test_serve_migrates_and_answers_on_a_fresh_data_dir(tmp_path: Path) -> None:
     assert server.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
     assert "Traceback" not in output
+    # The request was logged, with the address in its path redacted and no query string.
+    assert "/api/v1/suppressions/k***@example.no 401" in output
+    assert "kari.nordmann@example.no" not in output and "ola@example.no" not in output
 
 
 def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
