@@ -15,7 +15,7 @@ from helpdesk.models.audit import AuditEvent
 from helpdesk.models.inbound import InboundMail, MailboxCursor
 from helpdesk.models.learners import Enrolment, Learner
 from helpdesk.models.messages import Attachment, Message
-from helpdesk.models.operators import ApiToken, Operator
+from helpdesk.models.operators import ApiToken, Operator, OperatorSession, SignInFailure
 from helpdesk.models.orders import Order
 from helpdesk.models.outbound import OutboundEmail, SuppressedAddress
 from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
@@ -30,8 +30,10 @@ __all__ = [
     "MailboxCursor",
     "Message",
     "Operator",
+    "OperatorSession",
     "Order",
     "OutboundEmail",
+    "SignInFailure",
     "SuppressedAddress",
     "Ticket",
     "TicketNumber",

@@ -1,4 +1,4 @@
-"""Operators who answer tickets, and their API tokens."""
+"""Operators who answer tickets, their API tokens, inbox sessions and failed sign-ins."""
 
 from __future__ import annotations
 
@@ -36,3 +36,38 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class OperatorSession(SQLModel, table=True):
+    """A signed-in browser of the inbox; only the SHA-256 of its cookie token is stored.
+
+    Valid while not revoked, not past `expires_at` (30 days, moved forward as it is used)
+    and its operator is active.
+    """
+
+    __tablename__ = "operator_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    operator_id: int = Field(foreign_key="operators.id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    user_agent: str | None = Field(default=None, max_length=200)
+
+
+class SignInFailure(SQLModel, table=True):
+    """A failed inbox sign-in, counted per account and per client address for rate limiting.
+
+    Kept in the database so every web process sees the same counts. Both keys are HMACs
+    (with the secret key) of the lower-cased email and of the IP address: the table holds
+    no addresses. Rows older than the limit's window are deleted as new ones are written.
+    """
+
+    __tablename__ = "sign_in_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_key: str = Field(max_length=64, index=True)
+    client_key: str = Field(max_length=64, index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
