@@ -26,6 +26,7 @@ from helpdesk.deps import (
     provide_settings,
 )
 from helpdesk.error_handlers import EXCEPTION_HANDLERS
+from helpdesk.inbox.routes import inbox_router
 from helpdesk.learners.api import LearnerSyncController
 from helpdesk.outbound.api import outbound_api
 from helpdesk.request_logging import request_logging_middleware
@@ -62,6 +63,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             TicketController,
             AttachmentController,
             outbound_api,
+            # The operator inbox: its own guards (session, CSRF, roles), security headers
+            # and HTML error pages (helpdesk.inbox.routes).
+            inbox_router,
         ],
         dependencies={
             "db_session": Provide(provide_db_session),

@@ -1,5 +1,7 @@
 """Serving attachment content to operators (`GET /api/v1/attachments/{id}`).
 
+Operators are recognised by their API token or by their inbox session cookie.
+
 Attachments are whatever a stranger mailed us, so they are served defensively: only
 common raster images may display inline (the inline images of sanitised HTML mail);
 everything else downloads, never sniffed as something else, in a sandbox with no scripts.
@@ -10,11 +12,13 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from litestar import Controller, Response, get
+from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.adapters.storage import FileStorage
 from helpdesk.bootstrap import Runtime
 from helpdesk.errors import NotFound
+from helpdesk.inbox.auth import provide_operator_or_session
 from helpdesk.models import Attachment, Operator
 
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -40,6 +44,8 @@ def content_disposition(attachment: Attachment) -> str:
 class AttachmentController(Controller):
     path = "/api/v1/attachments"
     tags = ["attachments"]
+    # The inbox links attachments from its pages, so its session cookie works here too.
+    dependencies = {"operator": Provide(provide_operator_or_session)}
 
     @get("/{attachment_id:int}", summary="Download an attachment")
     async def download(
