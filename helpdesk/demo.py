@@ -119,6 +119,7 @@ async def _add_learner(session: AsyncSession, spec: DemoLearner, now: datetime) 
     )
     session.add(learner)
     await session.flush()
+    assert learner.id is not None, "a flushed learner has an id"
     completed = now - timedelta(days=2) if spec.progress == 100 else None
     session.add(Enrolment(
         learner_id=learner.id, course=spec.course, progress_percent=spec.progress,

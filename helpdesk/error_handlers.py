@@ -9,6 +9,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 from helpdesk.errors import HelpdeskError, RateLimited, ValidationFailed
 
@@ -88,7 +89,7 @@ def _plain(detail: str) -> str:
     return detail.split("\n", 1)[0][:300]
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HelpdeskError: handle_helpdesk_error,
     ValidationException: handle_validation_error,
     HTTPException: handle_http_error,

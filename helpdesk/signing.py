@@ -12,7 +12,9 @@ import hmac
 import re
 import secrets
 
-_MESSAGE_ID = re.compile(r"^<?(?P<nonce>[a-z0-9]{16})\.(?P<ticket>\d+)\.(?P<mac>[a-z0-9]{16})@(?P<domain>[^>\s]+)>?$")
+_MESSAGE_ID = re.compile(
+    r"^<?(?P<nonce>[a-z0-9]{16})\.(?P<ticket>\d+)\.(?P<mac>[a-z0-9]{16})@(?P<domain>[^>\s]+)>?$"
+)
 _REPLY_LOCAL = re.compile(r"^(?P<base>[^+]+)\+(?P<ticket>\d+)\.(?P<mac>[a-z0-9]{12})$")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -21,7 +23,7 @@ def _mac(secret_key: str, purpose: str, value: str, length: int) -> str:
     digest = hmac.new(secret_key.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).digest()
     # base36 keeps local parts and Message-IDs case-insensitive-safe (some MTAs lower-case).
     number = int.from_bytes(digest[:16], "big")
-    chars = []
+    chars: list[str] = []
     while len(chars) < length:
         number, rem = divmod(number, 36)
         chars.append(_ALPHABET[rem])

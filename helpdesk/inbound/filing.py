@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.bootstrap import Runtime
 from helpdesk.inbound.bounces import find_bounced_message_ids
@@ -74,6 +75,7 @@ class Filer:
             needs_review=True,
             link_learner=False,
         )
+        assert message.id is not None, "create_ticket flushes the first message"
         self.session.add(
             Attachment(
                 message_id=message.id,
@@ -204,14 +206,17 @@ class Filer:
         if not self.parsed.from_address:
             return None
         return await self.session.scalar(
-            select(Learner.id).where(Learner.email_key == self.parsed.from_address.lower())
+            select(col(Learner.id)).where(
+                col(Learner.email_key) == self.parsed.from_address.lower()
+            )
         )
 
     async def _ticket(self, number: int) -> Ticket | None:
-        return await self.session.scalar(select(Ticket).where(Ticket.number == number))
+        return await self.session.scalar(select(Ticket).where(col(Ticket.number) == number))
 
     async def _store_attachments(self, message: Message) -> None:
         """Store each attachment by SHA-256 and point inline `cid:` images at our URLs."""
+        assert message.id is not None, "append_message flushes the message"
         cid_urls: dict[str, str] = {}
         for part in self.parsed.attachments:
             if part.omitted:
@@ -241,7 +246,9 @@ class Filer:
             return None
         if report.permanent:
             bounced = await self.session.scalars(
-                select(OutboundEmail).where(OutboundEmail.rfc_message_id.in_(report.message_ids))
+                select(OutboundEmail).where(
+                    col(OutboundEmail.rfc_message_id).in_(report.message_ids)
+                )
             )
             for outbound in bounced:
                 await record_hard_bounce(

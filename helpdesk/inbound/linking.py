@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.inbound.parse import ParsedMessage
 from helpdesk.models import Order, Ticket, TicketOrder
@@ -50,11 +51,11 @@ async def link_mentioned_orders(
     candidates = order_candidates(f"{parsed.subject}\n{parsed.text}")
     if not candidates:
         return
-    orders = (await session.scalars(select(Order).where(Order.number.in_(candidates)))).all()
+    orders = (await session.scalars(select(Order).where(col(Order.number).in_(candidates)))).all()
     linked = set(
         (
             await session.scalars(
-                select(TicketOrder.order_id).where(TicketOrder.ticket_id == ticket.id)
+                select(col(TicketOrder.order_id)).where(col(TicketOrder.ticket_id) == ticket.id)
             )
         ).all()
     )
@@ -62,6 +63,7 @@ async def link_mentioned_orders(
         if order.id in linked:
             continue
         if ticket.learner_id is not None and order.learner_id == ticket.learner_id:
+            assert ticket.id is not None and order.id is not None, "both rows are stored"
             session.add(TicketOrder(ticket_id=ticket.id, order_id=order.id))
             linked.add(order.id)
             continue

@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.adapters.storage import StoredFile
 from helpdesk.bootstrap import Runtime
@@ -142,7 +143,10 @@ async def _recent_from(session: AsyncSession, sender: str | None, now: datetime)
     count = await session.scalar(
         select(func.count())
         .select_from(InboundMail)
-        .where(InboundMail.sender == sender, InboundMail.received_at > now - RATE_LIMIT_WINDOW)
+        .where(
+            col(InboundMail.sender) == sender,
+            col(InboundMail.received_at) > now - RATE_LIMIT_WINDOW,
+        )
     )
     return int(count or 0)
 
@@ -151,15 +155,17 @@ async def _find_duplicate(
     session: AsyncSession, parsed: ParsedMessage, sha256: str
 ) -> tuple[InboundMail, int | None] | None:
     """DESIGN §7: same Message-ID from the same sender, else the same raw bytes."""
-    query = select(InboundMail, Ticket.number).outerjoin(Ticket, Ticket.id == InboundMail.ticket_id)
+    query = select(InboundMail, col(Ticket.number)).outerjoin(
+        Ticket, col(Ticket.id) == col(InboundMail.ticket_id)
+    )
     if parsed.message_id and parsed.from_address:
         query = query.where(
-            InboundMail.sender == _cap(parsed.from_address, 320),
-            InboundMail.rfc_message_id == _cap(parsed.message_id, 998),
+            col(InboundMail.sender) == _cap(parsed.from_address, 320),
+            col(InboundMail.rfc_message_id) == _cap(parsed.message_id, 998),
         )
     else:
-        query = query.where(InboundMail.sha256 == sha256)
-    row = (await session.execute(query.order_by(InboundMail.id).limit(1))).first()
+        query = query.where(col(InboundMail.sha256) == sha256)
+    row = (await session.execute(query.order_by(col(InboundMail.id)).limit(1))).first()
     return (row[0], row[1]) if row else None
 
 

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import select, union_all
+from sqlalchemy import Select, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.models import Message, OutboundEmail, Ticket
 from helpdesk.signing import verify_message_id, verify_reply_address
@@ -77,15 +78,15 @@ class MessageIdRule:
 
 async def _ticket_for_stored_ids(session: AsyncSession, ids: Sequence[str]) -> int | None:
     """The ticket of the closest referenced message we have, inbound or outgoing."""
-    inbound = (
-        select(Message.rfc_message_id.label("rfc_id"), Ticket.number)
-        .join(Ticket, Ticket.id == Message.ticket_id)
-        .where(Message.rfc_message_id.in_(ids))
+    inbound: Select[str | None, int] = (
+        select(col(Message.rfc_message_id).label("rfc_id"), col(Ticket.number))
+        .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
+        .where(col(Message.rfc_message_id).in_(ids))
     )
-    outgoing = (
-        select(OutboundEmail.rfc_message_id.label("rfc_id"), Ticket.number)
-        .join(Ticket, Ticket.id == OutboundEmail.ticket_id)
-        .where(OutboundEmail.rfc_message_id.in_(ids))
+    outgoing: Select[str | None, int] = (
+        select(col(OutboundEmail.rfc_message_id).label("rfc_id"), col(Ticket.number))
+        .join(Ticket, col(Ticket.id) == col(OutboundEmail.ticket_id))
+        .where(col(OutboundEmail.rfc_message_id).in_(ids))
     )
     rows = (await session.execute(union_all(inbound, outgoing))).all()
     by_id = {message_id: number for message_id, number in rows}
@@ -119,7 +120,7 @@ class SubjectTokenRule:
         if not message.sender_verified or not message.sender:
             context.notes.append(f"subject names #{number} but the sender is unverified")
             return None
-        ticket = await context.session.scalar(select(Ticket).where(Ticket.number == number))
+        ticket = await context.session.scalar(select(Ticket).where(col(Ticket.number) == number))
         if ticket is None:
             context.notes.append(f"subject names #{number}, which does not exist")
             return None

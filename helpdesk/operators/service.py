@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict, NotFound, ValidationFailed
@@ -37,7 +38,7 @@ def hash_token(token: str) -> str:
 
 
 async def find_operator(session: AsyncSession, email: str) -> Operator | None:
-    result = await session.execute(select(Operator).where(Operator.email_key == email.lower()))
+    result = await session.execute(select(Operator).where(col(Operator.email_key) == email.lower()))
     return result.scalar_one_or_none()
 
 
@@ -76,6 +77,7 @@ async def issue_api_token(session: AsyncSession, email: str) -> str:
     operator = await find_operator(session, email)
     if operator is None:
         raise NotFound("No operator with that email.")
+    assert operator.id is not None, "a loaded operator has an id"
     token = "hd_" + secrets.token_urlsafe(32)
     session.add(ApiToken(operator_id=operator.id, token_hash=hash_token(token)))
     await record_event(session, "system", "api_token.created", f"operator:{operator.id}")
@@ -86,8 +88,8 @@ async def operator_for_token(session: AsyncSession, token: str) -> Operator | No
     """The active operator owning this API token, or None."""
     result = await session.execute(
         select(Operator)
-        .join(ApiToken, ApiToken.operator_id == Operator.id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+        .join(ApiToken, col(ApiToken.operator_id) == col(Operator.id))
+        .where(col(ApiToken.token_hash) == hash_token(token), col(ApiToken.revoked_at).is_(None))
     )
     operator = result.scalar_one_or_none()
     return operator if operator is not None and operator.active else None

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.config import Settings
 from helpdesk.inbound.linking import is_our_address
@@ -94,9 +95,9 @@ async def answered_recently(session: AsyncSession, address: str, now: datetime) 
     """True when automatic mail went to this address within ONCE_PER_ADDRESS."""
     key = address_key(address)
     recent = await session.scalars(
-        select(OutboundEmail.recipients).where(
-            OutboundEmail.kind.in_(AUTOMATIC_KINDS),
-            OutboundEmail.created_at > now - ONCE_PER_ADDRESS,
+        select(col(OutboundEmail.recipients)).where(
+            col(OutboundEmail.kind).in_(AUTOMATIC_KINDS),
+            col(OutboundEmail.created_at) > now - ONCE_PER_ADDRESS,
         )
     )
     return any(key in (address_key(r) for r in recipients) for recipients in recent)
@@ -122,7 +123,8 @@ async def maybe_acknowledge(
     already = await session.scalar(
         select(
             exists().where(
-                OutboundEmail.ticket_id == ticket.id, OutboundEmail.kind == "acknowledgement"
+                col(OutboundEmail.ticket_id) == ticket.id,
+                col(OutboundEmail.kind) == "acknowledgement",
             )
         )
     )

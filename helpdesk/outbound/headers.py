@@ -207,7 +207,8 @@ def _address_pieces(address: Address) -> list[str]:
         return [addr_spec]
     if name.isascii():
         return [formataddr((name, addr_spec))]
-    words = _UTF8.header_encode_lines(name, iter(lambda: 75, None))
+    # header_encode_lines yields None only when a line cannot hold one character.
+    words = [w for w in _UTF8.header_encode_lines(name, iter(lambda: 75, None)) if w is not None]
     return [*words, f"<{addr_spec}>"]
 
 

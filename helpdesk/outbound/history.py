@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.models import Message, Ticket
 from helpdesk.outbound.headers import message_id_list
@@ -31,11 +32,11 @@ class QuotedMessage:
     text: str
 
 
-def _human() -> object:
+def _human() -> ColumnElement[bool]:
     """Learner mail that is not machine mail, or an operator's reply (DESIGN §7)."""
     return or_(
-        and_(Message.direction == "inbound", Message.machine.is_(None)),
-        and_(Message.direction == "outbound", Message.author_kind == "operator"),
+        and_(col(Message.direction) == "inbound", col(Message.machine).is_(None)),
+        and_(col(Message.direction) == "outbound", col(Message.author_kind) == "operator"),
     )
 
 
@@ -61,12 +62,12 @@ async def _latest_with_message_id(
     query = (
         select(Message)
         .where(
-            Message.ticket_id == ticket.id,
-            Message.direction == direction,
-            Message.rfc_message_id.is_not(None),
+            col(Message.ticket_id) == ticket.id,
+            col(Message.direction) == direction,
+            col(Message.rfc_message_id).is_not(None),
             _human(),
         )
-        .order_by(Message.created_at.desc(), Message.id.desc())
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc())
         .limit(1)
     )
     return await session.scalar(query)
@@ -87,8 +88,8 @@ async def quoted_history(
     """
     query = (
         select(Message)
-        .where(Message.ticket_id == ticket.id, _human())
-        .order_by(Message.created_at.desc(), Message.id.desc())
+        .where(col(Message.ticket_id) == ticket.id, _human())
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc())
         .limit(limit + 1)
     )
     quoted: list[QuotedMessage] = []

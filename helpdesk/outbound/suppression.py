@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict
@@ -84,7 +85,7 @@ async def suppress_address(
 
 async def find_suppression(session: AsyncSession, address: str) -> SuppressedAddress | None:
     """The list entry of this address, if it is suppressed."""
-    query = select(SuppressedAddress).where(SuppressedAddress.address == address_key(address))
+    query = select(SuppressedAddress).where(col(SuppressedAddress.address) == address_key(address))
     return await session.scalar(query)
 
 
@@ -100,8 +101,8 @@ async def suppressed_among(
     keys = sorted({address_key(a) for a in addresses})
     if not keys:
         return []
-    query = select(SuppressedAddress).where(SuppressedAddress.address.in_(keys))
-    return list(await session.scalars(query.order_by(SuppressedAddress.address)))
+    query = select(SuppressedAddress).where(col(SuppressedAddress.address).in_(keys))
+    return list(await session.scalars(query.order_by(col(SuppressedAddress.address))))
 
 
 async def lift_suppression(session: AsyncSession, address: str, *, actor: str) -> bool:
@@ -109,7 +110,7 @@ async def lift_suppression(session: AsyncSession, address: str, *, actor: str) -
     row = await find_suppression(session, address)
     if row is None:
         return False
-    await session.execute(delete(SuppressedAddress).where(SuppressedAddress.id == row.id))
+    await session.execute(delete(SuppressedAddress).where(col(SuppressedAddress.id) == row.id))
     await record_event(
         session,
         actor,

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict
@@ -189,6 +190,7 @@ async def append_message(
     """
     if ticket.status == "closed" and draft.is_human:
         raise Conflict(f"Ticket #{ticket.number} is closed; a new message opens a follow-up.")
+    assert ticket.id is not None, "append_message needs a flushed ticket"
     message = Message(
         ticket_id=ticket.id,
         direction=draft.direction,
@@ -211,8 +213,14 @@ async def append_message(
     session.add(message)
     await session.flush()
     await record_event(
-        session, actor, "message.added", target(ticket), message=message.id,
-        direction=draft.direction, author_kind=draft.author_kind, machine=draft.machine,
+        session,
+        actor,
+        "message.added",
+        target(ticket),
+        message=message.id,
+        direction=draft.direction,
+        author_kind=draft.author_kind,
+        machine=draft.machine,
     )
     if draft.is_human:
         ticket.last_message_at = max(ticket.last_message_at, now)
@@ -227,7 +235,12 @@ async def append_message(
 
 
 async def _apply_status_rules(
-    session: AsyncSession, ticket: Ticket, draft: MessageDraft, *, now: datetime, actor: str,
+    session: AsyncSession,
+    ticket: Ticket,
+    draft: MessageDraft,
+    *,
+    now: datetime,
+    actor: str,
     chosen: str | None,
 ) -> None:
     if draft.is_human_inbound and ticket.status in ("pending", "solved"):
@@ -261,9 +274,17 @@ async def open_followup_ticket(
     if matched_by not in THREAD_RULES:
         raise ValueError(f"matched_by must be one of {THREAD_RULES}")
     ticket, message = await create_ticket(
-        session, subject=subject, channel=channel, requester=requester,
-        requester_name=requester_name, first_message=first_message, now=now,
-        participants=participants, refers_to=refers_to, link_learner=link_learner, actor=actor,
+        session,
+        subject=subject,
+        channel=channel,
+        requester=requester,
+        requester_name=requester_name,
+        first_message=first_message,
+        now=now,
+        participants=participants,
+        refers_to=refers_to,
+        link_learner=link_learner,
+        actor=actor,
     )
     message.thread_reason = f"{matched_by}; #{refers_to} is {why}, follow-up #{ticket.number}"
     return ticket, message
@@ -272,7 +293,7 @@ async def open_followup_ticket(
 async def find_learner_id(session: AsyncSession, address: str) -> int | None:
     """The learner whose (case-insensitive) address this is, if any."""
     result = await session.execute(
-        select(Learner.id).where(Learner.email_key == address.strip().lower())
+        select(col(Learner.id)).where(col(Learner.email_key) == address.strip().lower())
     )
     return result.scalar_one_or_none()
 
@@ -283,9 +304,7 @@ def clean_subject(subject: str) -> str:
     return line[:_SUBJECT_MAX] or "(no subject)"
 
 
-def merge_participants(
-    current: Sequence[str], new: Iterable[str], *, requester: str
-) -> list[str]:
+def merge_participants(current: Sequence[str], new: Iterable[str], *, requester: str) -> list[str]:
     """Participants besides the requester, lower-cased, first-seen order, no duplicates."""
     merged = list(current)
     for address in new:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.models import TicketNumber
 
@@ -43,9 +44,11 @@ async def allocate_ticket_number(session: AsyncSession, now: datetime) -> int:
 
 async def _insert_number(session: AsyncSession, now: datetime) -> int:
     result = await session.execute(
-        insert(TicketNumber).values(issued_at=now).returning(TicketNumber.number)
+        insert(TicketNumber).values(issued_at=now).returning(col(TicketNumber.number))
     )
-    return int(result.scalar_one())
+    number = result.scalar_one()
+    assert number is not None, "an inserted primary key is never null"
+    return int(number)
 
 
 async def _raise_counter(session: AsyncSession, floor: int) -> None:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.errors import NotFound, ValidationFailed
 from helpdesk.models import (
@@ -74,11 +75,11 @@ class TicketDetail:
     privacy_request: Any = field(default=None)
 
 
-def _ticket_rows() -> Select[tuple[Ticket, Learner | None, str | None]]:
+def _ticket_rows() -> Select[Ticket, Learner | None, str | None]:
     return (
-        select(Ticket, Learner, Operator.email)
-        .outerjoin(Learner, Learner.id == Ticket.learner_id)
-        .outerjoin(Operator, Operator.id == Ticket.assignee_id)
+        select(Ticket, Learner, col(Operator.email))
+        .outerjoin(Learner, col(Learner.id) == col(Ticket.learner_id))
+        .outerjoin(Operator, col(Operator.id) == col(Ticket.assignee_id))
     )
 
 
@@ -106,51 +107,53 @@ async def list_tickets(
     ]:
         if condition is not None:
             query = query.where(condition)
-    query = query.order_by(Ticket.last_message_at.desc(), Ticket.id.desc()).limit(limit + 1)
+    query = query.order_by(col(Ticket.last_message_at).desc(), col(Ticket.id).desc()).limit(
+        limit + 1
+    )
     rows = [TicketRow(t, learner, email) for t, learner, email in await session.execute(query)]
     has_more = len(rows) > limit
     rows = rows[:limit]
     return TicketPage(rows, encode_cursor(rows[-1].ticket) if has_more else None)
 
 
-def _status_condition(status: str | None) -> Any:
+def _status_condition(status: str | None) -> ColumnElement[bool] | None:
     if not status:
         return None
     wanted = [s.strip() for s in status.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown or not wanted:
         raise ValidationFailed({"status": f"must be one of {', '.join(STATUSES)}"})
-    return Ticket.status.in_(wanted)
+    return col(Ticket.status).in_(wanted)
 
 
 async def _assignee_condition(
     session: AsyncSession, operator: Operator, assignee: str | None
-) -> Any:
+) -> ColumnElement[bool] | None:
     if not assignee:
         return None
     if assignee == "me":
-        return Ticket.assignee_id == operator.id
+        return col(Ticket.assignee_id) == operator.id
     if assignee == "none":
-        return Ticket.assignee_id.is_(None)
+        return col(Ticket.assignee_id).is_(None)
     other = await find_operator(session, assignee.strip())
     if other is None:
         raise ValidationFailed({"assignee": "must be me, none or an operator's email"})
-    return Ticket.assignee_id == other.id
+    return col(Ticket.assignee_id) == other.id
 
 
-def _text_condition(q: str | None) -> Any:
+def _text_condition(q: str | None) -> ColumnElement[bool] | None:
     """Case-insensitive substring match (full-text search comes with the inbox)."""
     needle = (q or "").strip().lower()
     if not needle:
         return None
     in_messages = exists().where(
-        Message.ticket_id == Ticket.id,
-        func.lower(Message.text).contains(needle, autoescape=True),
+        col(Message.ticket_id) == col(Ticket.id),
+        func.lower(col(Message.text)).contains(needle, autoescape=True),
     )
     return or_(
-        func.lower(Ticket.subject).contains(needle, autoescape=True),
-        func.lower(Ticket.requester).contains(needle, autoescape=True),
-        func.lower(Ticket.requester_name).contains(needle, autoescape=True),
+        func.lower(col(Ticket.subject)).contains(needle, autoescape=True),
+        func.lower(col(Ticket.requester)).contains(needle, autoescape=True),
+        func.lower(col(Ticket.requester_name)).contains(needle, autoescape=True),
         in_messages,
     )
 
@@ -162,7 +165,7 @@ def encode_cursor(ticket: Ticket) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _after_cursor(cursor: str | None) -> Any:
+def _after_cursor(cursor: str | None) -> ColumnElement[bool] | None:
     if not cursor:
         return None
     try:
@@ -175,8 +178,8 @@ def _after_cursor(cursor: str | None) -> Any:
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed({"cursor": "not a cursor returned by this list"}) from None
     return or_(
-        Ticket.last_message_at < at,
-        and_(Ticket.last_message_at == at, Ticket.id < ticket_id),
+        col(Ticket.last_message_at) < at,
+        and_(col(Ticket.last_message_at) == at, col(Ticket.id) < ticket_id),
     )
 
 
@@ -189,10 +192,11 @@ async def ticket_row(session: AsyncSession, ticket: Ticket) -> TicketRow:
 
 async def get_ticket_detail(session: AsyncSession, number: int) -> TicketDetail:
     """The ticket with its messages (oldest first), learner, enrolments and orders."""
-    found = (await session.execute(_ticket_rows().where(Ticket.number == number))).first()
+    found = (await session.execute(_ticket_rows().where(col(Ticket.number) == number))).first()
     if found is None:
         raise NotFound(f"No ticket #{number}.")
-    row = TicketRow(*found)
+    ticket, learner, assignee_email = found
+    row = TicketRow(ticket, learner, assignee_email)
     learner_id = row.learner.id if row.learner else None
     return TicketDetail(
         row=row,
@@ -206,52 +210,53 @@ async def _message_rows(session: AsyncSession, ticket: Ticket) -> list[MessageRo
     messages = list(
         await session.scalars(
             select(Message)
-            .where(Message.ticket_id == ticket.id)
-            .order_by(Message.created_at, Message.id)
+            .where(col(Message.ticket_id) == ticket.id)
+            .order_by(col(Message.created_at), col(Message.id))
         )
     )
     ids = [m.id for m in messages]
-    attachments: dict[int, list[Attachment]] = {}
+    attachments: dict[int | None, list[Attachment]] = {}
     for attachment in await session.scalars(
-        select(Attachment).where(Attachment.message_id.in_(ids)).order_by(Attachment.id)
+        select(Attachment).where(col(Attachment.message_id).in_(ids)).order_by(col(Attachment.id))
     ):
         attachments.setdefault(attachment.message_id, []).append(attachment)
-    statuses: dict[int, str] = {}
+    statuses: dict[int | None, str] = {}
     outbound_ids = [m.id for m in messages if m.direction == "outbound"]
     # Ordered by id so that the newest outgoing mail for a message wins.
     for message_id, status in await session.execute(
-        select(OutboundEmail.message_id, OutboundEmail.status)
-        .where(OutboundEmail.message_id.in_(outbound_ids))
-        .order_by(OutboundEmail.id)
+        select(col(OutboundEmail.message_id), col(OutboundEmail.status))
+        .where(col(OutboundEmail.message_id).in_(outbound_ids))
+        .order_by(col(OutboundEmail.id))
     ):
         statuses[message_id] = status
-    return [
-        MessageRow(m, attachments.get(m.id, []), statuses.get(m.id))
-        for m in messages
-    ]
+    return [MessageRow(m, attachments.get(m.id, []), statuses.get(m.id)) for m in messages]
 
 
 async def _enrolments(session: AsyncSession, learner_id: int | None) -> list[Enrolment]:
     if learner_id is None:
         return []
-    query = select(Enrolment).where(Enrolment.learner_id == learner_id).order_by(Enrolment.course)
+    query = (
+        select(Enrolment)
+        .where(col(Enrolment.learner_id) == learner_id)
+        .order_by(col(Enrolment.course))
+    )
     return list(await session.scalars(query))
 
 
-async def _orders(
-    session: AsyncSession, ticket: Ticket, learner_id: int | None
-) -> list[OrderRow]:
+async def _orders(session: AsyncSession, ticket: Ticket, learner_id: int | None) -> list[OrderRow]:
     """Orders the ticket is linked to, plus the learner's other orders, newest first.
 
     Operators answering "where is my certificate / refund" need the learner's purchases
     even when nobody linked one yet; `linked` tells the two apart.
     """
-    linked_ids = select(TicketOrder.order_id).where(TicketOrder.ticket_id == ticket.id)
-    condition = Order.id.in_(linked_ids)
+    linked_ids = select(col(TicketOrder.order_id)).where(col(TicketOrder.ticket_id) == ticket.id)
+    condition: ColumnElement[bool] = col(Order.id).in_(linked_ids)
     if learner_id is not None:
-        condition = or_(condition, Order.learner_id == learner_id)
+        condition = or_(condition, col(Order.learner_id) == learner_id)
     orders = await session.scalars(
-        select(Order).where(condition).order_by(Order.purchased_at.desc(), Order.id.desc())
+        select(Order)
+        .where(condition)
+        .order_by(col(Order.purchased_at).desc(), col(Order.id).desc())
     )
     linked = set(await session.scalars(linked_ids))
     return [OrderRow(order, order.id in linked) for order in orders]

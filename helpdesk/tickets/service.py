@@ -15,6 +15,7 @@ from typing import Any
 from msgspec import UNSET, UnsetType
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Forbidden, NotFound, ValidationFailed
@@ -64,7 +65,7 @@ def actor_of(operator: Operator) -> str:
 
 async def get_ticket(session: AsyncSession, number: int) -> Ticket:
     """The ticket with this public number, or NotFound (404)."""
-    result = await session.execute(select(Ticket).where(Ticket.number == number))
+    result = await session.execute(select(Ticket).where(col(Ticket.number) == number))
     ticket = result.scalar_one_or_none()
     if ticket is None:
         raise NotFound(f"No ticket #{number}.")
@@ -101,8 +102,12 @@ async def update_ticket(
     if changed:
         ticket.updated_at = now
         await record_event(
-            session, actor_of(operator), "ticket.updated", target(ticket),
-            fields=sorted(changed), **changed,
+            session,
+            actor_of(operator),
+            "ticket.updated",
+            target(ticket),
+            fields=sorted(changed),
+            **changed,
         )
     if status is not UNSET:
         await change_status(session, ticket, status, actor=actor_of(operator), now=now)
@@ -199,7 +204,10 @@ async def set_legal_hold(
     ticket.legal_hold_reason, ticket.legal_hold_until, ticket.updated_at = reason, until, now
     # The reason is free text and may name people, so only the date goes to the audit log.
     await record_event(
-        session, actor_of(operator), "ticket.legal_hold_set", target(ticket),
+        session,
+        actor_of(operator),
+        "ticket.legal_hold_set",
+        target(ticket),
         until=until.isoformat(),
     )
     return ticket
@@ -214,7 +222,10 @@ async def lift_legal_hold(
     ticket.legal_hold_reason = ticket.legal_hold_until = None
     ticket.updated_at = now
     await record_event(
-        session, actor_of(operator), "ticket.legal_hold_lifted", target(ticket),
+        session,
+        actor_of(operator),
+        "ticket.legal_hold_lifted",
+        target(ticket),
         had_hold=had_hold,
     )
     return ticket
