@@ -14,10 +14,16 @@ from helpdesk.app import create_app
 from helpdesk.config import load_settings
 
 
-def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "helpdesk", *args],
-        env=env, input=stdin, capture_output=True, text=True, timeout=120,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -70,8 +76,16 @@ def test_operator_add_with_password_from_stdin_then_duplicate_is_refused(
 ) -> None:
     assert run_cli(embedded_env, "migrate").returncode == 0
     added = run_cli(
-        embedded_env, "operator", "add", "Siv@Kurs.no", "--name", "Siv", "--role", "admin",
-        "--password-stdin", stdin="hemmelig passord\n",
+        embedded_env,
+        "operator",
+        "add",
+        "Siv@Kurs.no",
+        "--name",
+        "Siv",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="hemmelig passord\n",
     )
     assert added.returncode == 0, added.stderr
     again = run_cli(embedded_env, "operator", "add", "siv@kurs.no", "--name", "Siv")
