@@ -12,13 +12,13 @@ import sqlalchemy.exc
 from sqlalchemy import select
 
 from helpdesk import cli
-from helpdesk.adapters import imap as imap_adapter
 from helpdesk.adapters.imap import (
     InMemoryImapServer,
     MessageUnavailable,
     encode_mailbox_name,
     parse_fetched_body,
 )
+from helpdesk.adapters.imap import client as imap_client
 from helpdesk.bootstrap import Runtime
 from helpdesk.config import ImapSettings
 from helpdesk.inbound.fetcher import SUSPECT_PAUSE, Backoff, MailFetcher, StorageUnavailable
@@ -331,7 +331,7 @@ def test_fetched_body_is_found_whatever_the_order_of_items() -> None:
 def test_mailbox_names_are_quoted_in_modified_utf7() -> None:
     assert encode_mailbox_name("INBOX") == '"INBOX"'
     assert encode_mailbox_name("Søppel & spam") == '"S&APg-ppel &- spam"'
-    assert encode_mailbox_name("Behandlet/2026 \"ferdig\"") == '"Behandlet/2026 \\"ferdig\\""'
+    assert encode_mailbox_name('Behandlet/2026 "ferdig"') == '"Behandlet/2026 \\"ferdig\\""'
 
 
 def test_fetch_mail_without_an_imap_url_stops_with_a_config_error(
@@ -347,7 +347,7 @@ def test_fetch_mail_without_an_imap_url_stops_with_a_config_error(
 
 async def test_an_exists_announced_outside_idle_is_not_lost() -> None:
     # Guards the one aioimaplib internal we override (`_untagged_response`).
-    protocol = imap_adapter._NewsNotingProtocol(asyncio.get_running_loop())
+    protocol = imap_client._NewsNotingProtocol(asyncio.get_running_loop())
     protocol.state = "SELECTED"
     protocol.data_received(b"* 4 EXISTS\r\n")
     assert protocol.news

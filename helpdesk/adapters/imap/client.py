@@ -1,129 +1,24 @@
-"""The support mailbox over IMAP (RFC 3501): a small Protocol, aioimaplib, an in-memory twin.
-
-`helpdesk fetch-mail` needs six operations; everything IMAP-specific (literals,
-capabilities, STARTTLS, the MOVE fallback, IDLE) stays in this module. Everything is
-addressed by UID, never by sequence number, so concurrent expunges cannot shift targets.
-"""
+"""`Mailbox` on aioimaplib: STARTTLS, the MOVE fallback, IDLE, deadlines on every call."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import aioimaplib
 
+from helpdesk.adapters.imap.mailbox import MailboxUnavailable, MessageGone, MessageUnavailable
+from helpdesk.adapters.imap.wire import encode_mailbox_name, parse_fetched_body
 from helpdesk.config import ImapSettings
 
 T = TypeVar("T")
 
-
-class MailboxUnavailable(Exception):
-    """The server cannot be reached or used right now; reconnect later (with back-off)."""
-
-
-class MessageUnavailable(Exception):
-    """One message could not be fetched or marked; the other messages are unaffected."""
-
-
-class MessageGone(MessageUnavailable):
-    """The UID no longer exists (expunged by another client): there is nothing left to lose."""
-
-
-class Mailbox(Protocol):
-    """One connection to the configured mailbox; make a new one to reconnect."""
-
-    @property
-    def can_idle(self) -> bool:
-        """Whether `wait_for_news` is woken by the server (IDLE) rather than a timer."""
-        ...
-
-    async def connect(self) -> int:
-        """Connect, log in and select the mailbox; return its UIDVALIDITY."""
-        ...
-
-    async def uids_after(self, last_uid: int) -> list[int]:
-        """UIDs greater than `last_uid`, ascending."""
-        ...
-
-    async def fetch(self, uid: int) -> bytes:
-        """The raw message, without setting \\Seen."""
-        ...
-
-    async def mark_processed(self, uid: int) -> None:
-        """Move the message to the processed folder if one is configured, else flag it \\Seen."""
-        ...
-
-    async def wait_for_news(self, max_wait: float) -> None:
-        """Return when the server reports a change (IDLE) or after `max_wait` seconds."""
-        ...
-
-    async def close(self) -> None:
-        """Log out if still possible and drop the connection; never raises."""
-        ...
-
-
-MailboxFactory = Callable[[ImapSettings], Mailbox]
-
-
-def encode_mailbox_name(name: str) -> str:
-    """A mailbox name as a quoted IMAP string in modified UTF-7 (RFC 3501 §5.1.3): "Søppel"."""
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            encoded = base64.b64encode("".join(pending).encode("utf-16-be")).rstrip(b"=")
-            out.append("&" + encoded.decode().replace("/", ",") + "-")
-            pending.clear()
-
-    for char in name:
-        if 0x20 <= ord(char) <= 0x7E:
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    flush()
-    return aioimaplib.quoted("".join(out))
-
-
-_FETCH_START = re.compile(rb"^\d+ FETCH \(")
-_UID_ITEM = re.compile(rb"\bUID (\d+)")
-_BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\}$")
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _EXISTS = re.compile(rb"^\* \d+ EXISTS")
-
-
-def parse_fetched_body(lines: Sequence[bytes | bytearray], uid: int) -> bytes | None:
-    """The BODY[] literal of `uid` in an aioimaplib FETCH response; None if the UID is absent.
-
-    aioimaplib returns text lines as `bytes` and each literal as one `bytearray`. Unsolicited
-    FETCH responses about other messages (flag changes) may be mixed in, and the UID item may
-    come before or after the body, so the response is split into items before matching.
-    """
-    items: list[tuple[bytearray, bytes | None]] = []
-    for line in lines:
-        if isinstance(line, bytearray):
-            if items and _BODY_LITERAL.search(items[-1][0]) and items[-1][1] is None:
-                items[-1] = (items[-1][0] + b" ", bytes(line))
-            elif items:
-                items[-1][0].extend(b'""')  # some other literal: keep the text parseable
-        elif _FETCH_START.match(line):
-            items.append((bytearray(line), None))
-        elif items:
-            items[-1][0].extend(line)
-    for text, body in items:
-        match = _UID_ITEM.search(text)
-        if match and int(match.group(1)) == uid:
-            if body is None:
-                raise MessageUnavailable(f"UID {uid}: the server returned no message body")
-            return body
-    return None
 
 
 class _NewsNotingProtocol(aioimaplib.IMAP4ClientProtocol):
@@ -362,127 +257,3 @@ class AioImapMailbox:
 def _text(response: Any) -> str:
     last = response.lines[-1] if response.lines else b""
     return f"{response.result} {bytes(last)[:200].decode('ascii', 'replace')}".strip()
-
-
-# ---------------------------------------------------------------------------------------
-# In-memory twin
-
-
-@dataclass
-class StoredMessage:
-    raw: bytes
-    flags: set[str] = field(default_factory=set)
-
-
-class InMemoryImapServer:
-    """The twin's server: one mailbox and its processed folder, which tests fill and inspect.
-
-    `mailbox(settings)` is the `MailboxFactory`. Failure switches: `down` refuses
-    connections, `disconnect()` drops open ones, `failing_fetch` and `failing_mark` hold
-    UIDs whose fetch or marking fails, `dropping_fetch` UIDs whose fetch drops the connection.
-    """
-
-    def __init__(self, *, can_idle: bool = True, uidvalidity: int = 1) -> None:
-        self.can_idle = can_idle
-        self.uidvalidity = uidvalidity
-        self.messages: dict[int, StoredMessage] = {}
-        self.processed: list[bytes] = []
-        self.failing_fetch: set[int] = set()
-        self.failing_mark: set[int] = set()
-        self.dropping_fetch: set[int] = set()
-        self.down = False
-        self.connections = 0
-        self.waits = 0
-        self.generation = 0
-        self._next_uid = 1
-        self._news = asyncio.Event()
-
-    def deliver(self, raw: bytes) -> int:
-        uid, self._next_uid = self._next_uid, self._next_uid + 1
-        self.messages[uid] = StoredMessage(raw)
-        self._news.set()
-        return uid
-
-    def recreate(self) -> None:
-        """Delete and re-create the mailbox: new UIDVALIDITY, UIDs numbered afresh."""
-        kept = [message.raw for message in self.messages.values()]
-        self.uidvalidity += 1
-        self.messages.clear()
-        self._next_uid = 1
-        for raw in kept:
-            self.deliver(raw)
-
-    def disconnect(self) -> None:
-        self.generation += 1
-        self._news.set()
-
-    async def wait_for_news(self, max_wait: float) -> None:
-        self.waits += 1
-        self._news.clear()
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._news.wait(), max_wait)
-
-    def seen(self) -> list[int]:
-        return sorted(uid for uid, m in self.messages.items() if "\\Seen" in m.flags)
-
-    def mailbox(self, settings: ImapSettings) -> InMemoryMailbox:
-        return InMemoryMailbox(self, settings)
-
-
-class InMemoryMailbox:
-    """`Mailbox` over an `InMemoryImapServer`."""
-
-    def __init__(self, server: InMemoryImapServer, settings: ImapSettings) -> None:
-        self._server = server
-        self._settings = settings
-        self._generation: int | None = None
-
-    @property
-    def can_idle(self) -> bool:
-        return self._server.can_idle
-
-    async def connect(self) -> int:
-        if self._server.down:
-            raise MailboxUnavailable("connection refused")
-        self._server.connections += 1
-        self._generation = self._server.generation
-        return self._server.uidvalidity
-
-    async def uids_after(self, last_uid: int) -> list[int]:
-        self._check()
-        return sorted(uid for uid in self._server.messages if uid > last_uid)
-
-    async def fetch(self, uid: int) -> bytes:
-        self._check()
-        if uid in self._server.dropping_fetch:
-            self._server.disconnect()
-            raise MailboxUnavailable("connection lost")
-        if uid in self._server.failing_fetch:
-            raise MessageUnavailable(f"UID {uid}: FETCH answered NO")
-        if uid not in self._server.messages:
-            raise MessageGone(f"UID {uid} no longer exists")
-        return self._server.messages[uid].raw
-
-    async def mark_processed(self, uid: int) -> None:
-        self._check()
-        if uid in self._server.failing_mark or uid not in self._server.messages:
-            raise MessageUnavailable(f"UID {uid}: STORE answered NO")
-        if self._settings.processed_folder:
-            self._server.processed.append(self._server.messages.pop(uid).raw)
-        else:
-            self._server.messages[uid].flags.add("\\Seen")
-
-    async def wait_for_news(self, max_wait: float) -> None:
-        self._check()
-        if not self._server.can_idle:
-            await asyncio.sleep(max_wait)
-            return
-        await self._server.wait_for_news(max_wait)
-        self._check()
-
-    async def close(self) -> None:
-        self._generation = None
-
-    def _check(self) -> None:
-        if self._generation != self._server.generation:
-            raise MailboxUnavailable("connection lost")
