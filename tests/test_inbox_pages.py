@@ -126,7 +126,7 @@ async def test_machine_mail_queue_holds_tickets_with_machine_messages(
 
     assert "Autosvar-tråd" in queue.text and "Vanlig tråd" not in queue.text
     assert "Machine mail: Auto-reply" in page.text
-    assert "Threaded by message-id" in page.text
+    assert "Threaded by its In-Reply-To/References" in page.text
 
 
 async def test_pages_of_a_queue_follow_the_cursor(
@@ -342,3 +342,27 @@ async def test_attachments_open_with_the_inbox_session(
     assert f'href="/api/v1/attachments/{attachment.id}"' in page.text
     assert download.status_code == 200 and download.content == b"%PDF-1.4 kursbevis"
     assert anonymous.status_code == 401
+
+
+async def test_quoted_history_is_collapsed_under_the_new_text(
+    signed_in: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    ticket = await add_ticket(runtime)
+    async with transaction(runtime.sessions) as session:
+        stored = await tickets.get_ticket(session, ticket.number)
+        draft = tickets.MessageDraft(
+            direction="inbound",
+            text="Takk, det virket!\n\n> Hei Kari, prøv igjen nå.",
+            reply_text="Takk, det virket!",
+            author_kind="learner",
+            author_email="kari@example.no",
+            thread_reason="message-id",
+        )
+        await tickets.append_message(session, stored, draft, now=T0, actor="system")
+
+    page = (await signed_in.get(f"/inbox/tickets/{ticket.number}")).text
+
+    new_text, _, quoted = page.partition("<summary>Show quoted text</summary>")
+    assert "Takk, det virket!" in new_text
+    assert "&gt; Hei Kari, prøv igjen nå." in quoted
+    assert "&gt; Hei Kari" not in new_text

@@ -21,6 +21,14 @@ MACHINE_LABELS = {
     "rate-limit": "Rate-limited sender",
 }
 
+# Why a message is in this ticket (DESIGN §7 `thread_reason`), in the operator's words.
+THREAD_LABELS = {
+    "message-id": "Threaded by its In-Reply-To/References",
+    "reply-address": "Threaded by the signed reply address",
+    "subject-token": "Threaded by the [#number] in its subject",
+    "new": "Started this ticket",
+}
+
 
 @dataclass(frozen=True)
 class ConversationItem:
@@ -33,6 +41,7 @@ class ConversationItem:
     full_text: str | None
     machine_label: str | None
     delivery_label: str | None
+    thread_label: str | None
 
 
 def conversation_items(rows: list[MessageRow]) -> list[ConversationItem]:
@@ -59,4 +68,14 @@ def _item(row: MessageRow) -> ConversationItem:
         delivery_label=DELIVERY_LABELS.get(row.delivery_status or "", row.delivery_status)
         if message.direction == "outbound"
         else None,
+        thread_label=thread_label(message.thread_reason),
     )
+
+
+def thread_label(reason: str | None) -> str | None:
+    """'Threaded by … (detail)' for a `thread_reason` such as `new; refers to #1001`."""
+    if not reason:
+        return None
+    rule, _, detail = reason.partition(";")
+    label = THREAD_LABELS.get(rule.strip(), f"Threaded by {rule.strip()}")
+    return f"{label} ({detail.strip()})" if detail.strip() else label
