@@ -12,6 +12,17 @@ from helpdesk.db import transaction
 from helpdesk.operators import service as operators
 
 PASSWORD = "correct horse battery staple"
+
+
+def browser_client(runtime: Runtime, base_url: str = "http://testserver") -> httpx.AsyncClient:
+    """Another browser on the same application (its own cookie jar), in the test's loop."""
+    from helpdesk.app import create_app
+
+    app = create_app(runtime.settings, runtime)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+
 _CSRF = re.compile(r'name="_csrf" value="([^"]*)"')
 
 

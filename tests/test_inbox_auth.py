@@ -18,6 +18,7 @@ from tests.inbox_helpers import (
     PASSWORD,
     add_inbox_operator,
     attempt_sign_in,
+    browser_client,
     csrf_from,
     post_form,
     sign_in,
@@ -88,11 +89,7 @@ async def test_the_lock_lifts_after_fifteen_minutes(runtime: Runtime) -> None:
     clock = FrozenClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
     runtime.clock = clock
     await add_inbox_operator(runtime)
-    from helpdesk.app import create_app
-
-    app = create_app(runtime.settings, runtime)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with browser_client(runtime) as client:
         for _ in range(5):
             await attempt_sign_in(client, "kari@kurs.example", "guess")
         assert (await attempt_sign_in(client, "kari@kurs.example")).status_code == 429
@@ -157,13 +154,9 @@ async def test_session_cookie_flags(client: httpx.AsyncClient, runtime: Runtime)
 async def test_session_cookie_is_secure_when_served_over_https(runtime: Runtime) -> None:
     from msgspec import structs
 
-    from helpdesk.app import create_app
-
     runtime.settings = structs.replace(runtime.settings, base_url="https://support.kurs.example")
     await add_inbox_operator(runtime)
-    app = create_app(runtime.settings, runtime)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+    async with browser_client(runtime, "https://testserver") as client:
         response = await attempt_sign_in(client, "kari@kurs.example")
 
     header = next(
@@ -186,14 +179,8 @@ async def test_sign_out_revokes_the_session(client: httpx.AsyncClient, runtime: 
 
 
 async def test_sign_out_everywhere_ends_every_session(runtime: Runtime) -> None:
-    from helpdesk.app import create_app
-
     await add_inbox_operator(runtime)
-    app = create_app(runtime.settings, runtime)
-    clients = [
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
-        for _ in range(2)
-    ]
+    clients = [browser_client(runtime) for _ in range(2)]
     laptop, phone = clients
     for browser in clients:
         await sign_in(browser)

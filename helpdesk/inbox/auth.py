@@ -177,7 +177,9 @@ def login_url(next_path: str | None = None) -> str:
 
 def safe_next(path: str | None) -> bool:
     """Only inbox paths, never another host (`//evil`, `/\\evil`), are followed after sign-in."""
-    return bool(path) and path.startswith("/inbox") and "\\" not in path and "//" not in path  # type: ignore[union-attr]
+    if not path:
+        return False
+    return path.startswith("/inbox") and "\\" not in path and "//" not in path
 
 
 async def provide_operator_or_session(
