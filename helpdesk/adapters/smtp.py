@@ -14,7 +14,6 @@ import asyncio
 import os
 import re
 import ssl
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Protocol
 
 import aiosmtplib
 
+from helpdesk.adapters.storage import write_atomically
 from helpdesk.config import Settings, SmtpSettings
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -230,7 +230,7 @@ class FileTransport:
     ) -> DeliveryReceipt:
         target = self.directory / f"{eml_filename(raw)}.eml"
         try:
-            await asyncio.to_thread(_write_atomically, target, raw)
+            await asyncio.to_thread(_write_eml, target, raw)
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot write {target}: {exc.strerror}") from exc
         return DeliveryReceipt(reply=f"250 written to {target.name}")
@@ -246,20 +246,6 @@ def eml_filename(raw: bytes) -> str:
     if not message_id:
         return sha256(raw).hexdigest()
     return _UNSAFE_FILENAME.sub("_", message_id)[:200].lstrip(".") or sha256(raw).hexdigest()
-
-
-def _write_atomically(target: Path, content: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".writing-", suffix=".eml")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -298,3 +284,8 @@ class InMemoryTransport:
 
     async def close(self) -> None:
         self.closed += 1
+
+
+def _write_eml(target: Path, content: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(target, content)

@@ -28,6 +28,20 @@ def _relative_path(area: str, digest: str) -> str:
     return f"{area}/{digest[:2]}/{digest[2:4]}/{digest}"
 
 
+def write_atomically(target: Path, content: bytes) -> None:
+    """Write via a temporary file, fsync, rename: readers never see a partial file."""
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 class LocalFileStorage:
     """Files under a directory; writes are atomic (temp file, fsync, rename)."""
 
@@ -43,16 +57,7 @@ class LocalFileStorage:
             if target.parent not in self._made_dirs:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._made_dirs.add(target.parent)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(content)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, target)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+            write_atomically(target, content)
         return StoredFile(sha256=digest, path=relative, size=len(content))
 
     def read(self, path: str) -> bytes:

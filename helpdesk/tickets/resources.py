@@ -19,16 +19,7 @@ from helpdesk.tickets.schemas import (
 
 def learner_out(learner: Learner | None) -> LearnerOut | None:
     """The learner block of a ticket (DESIGN §8)."""
-    if learner is None:
-        return None
-    return LearnerOut(
-        external_id=learner.external_id,
-        email=learner.email,
-        name=learner.name,
-        locale=learner.locale,
-        organisation=learner.organisation,
-        restricted=learner.restricted_at is not None,
-    )
+    return None if learner is None else LearnerOut.from_model(learner)
 
 
 def _ticket_fields(row: TicketRow) -> dict[str, object]:

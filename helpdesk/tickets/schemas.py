@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from helpdesk.learners.schemas import LearnerResource
+
 TicketStatus = Literal["new", "open", "pending", "solved", "closed"]
 Channel = Literal["email", "widget", "form"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -19,13 +21,8 @@ MachineMark = Literal["auto-reply", "bounce", "list", "loop", "rate-limit"]
 DeliveryStatus = Literal["queued", "sent", "retrying", "failed", "bounced"]
 
 
-class LearnerOut(Struct):
-    external_id: str
-    email: str
-    name: str
-    locale: str
-    organisation: str | None
-    restricted: bool
+# The learner block of a ticket is the stored learner resource of the sync API (DESIGN §8).
+LearnerOut = LearnerResource
 
 
 class TicketOut(Struct):
