@@ -233,8 +233,8 @@ class Filer:
                 inline=part.inline,
             )
             self.session.add(attachment)
-            await self.session.flush()
             if part.content_id:
+                await self.session.flush()  # the URL needs the attachment's id
                 cid_urls[part.content_id] = f"/api/v1/attachments/{attachment.id}"
         if message.html and cid_urls:
             message.html = rewrite_cid_urls(message.html, cid_urls)

@@ -153,9 +153,13 @@ async def _recent_from(session: AsyncSession, sender: str | None, now: datetime)
 
 async def _find_duplicate(
     session: AsyncSession, parsed: ParsedMessage, sha256: str
-) -> tuple[InboundMail, int | None] | None:
-    """DESIGN §7: same Message-ID from the same sender, else the same raw bytes."""
-    query = select(InboundMail, col(Ticket.number)).outerjoin(
+) -> tuple[datetime, int | None] | None:
+    """DESIGN §7: same Message-ID from the same sender, else the same raw bytes.
+
+    Returns when the original arrived and its ticket number (columns, not the ORM row:
+    this runs for every message).
+    """
+    query = select(col(InboundMail.received_at), col(Ticket.number)).outerjoin(
         Ticket, col(Ticket.id) == col(InboundMail.ticket_id)
     )
     if parsed.message_id and parsed.from_address:
@@ -169,13 +173,10 @@ async def _find_duplicate(
     return (row[0], row[1]) if row else None
 
 
-def _duplicate_result(found: tuple[InboundMail, int | None]) -> IngestResult:
-    original, number = found
-    return IngestResult("duplicate", number, f"duplicate of a message received {_day(original)}")
-
-
-def _day(inbound: InboundMail) -> str:
-    return inbound.received_at.strftime("%Y-%m-%d %H:%M UTC")
+def _duplicate_result(found: tuple[datetime, int | None]) -> IngestResult:
+    received_at, number = found
+    day = received_at.strftime("%Y-%m-%d %H:%M UTC")
+    return IngestResult("duplicate", number, f"duplicate of a message received {day}")
 
 
 async def _report_duplicate(

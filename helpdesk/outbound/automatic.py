@@ -18,7 +18,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import String, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -98,9 +98,22 @@ async def answered_recently(session: AsyncSession, address: str, now: datetime) 
         select(col(OutboundEmail.recipients)).where(
             col(OutboundEmail.kind).in_(AUTOMATIC_KINDS),
             col(OutboundEmail.created_at) > now - ONCE_PER_ADDRESS,
+            func.lower(cast(col(OutboundEmail.recipients), String)).like(_loose_pattern(key)),
         )
     )
     return any(key in (address_key(r) for r in recipients) for recipients in recent)
+
+
+def _loose_pattern(key: str) -> str:
+    """A LIKE pattern every JSON text holding `key` matches (false positives are fine).
+
+    Without it every automatic mail of the last four hours is loaded to look at one
+    address. Only plain ASCII characters are matched literally; anything JSON may escape
+    or write differently (JSONB on PostgreSQL, SQLite's JSON text), and LIKE's own `%`,
+    `_` and escape character, becomes `%`. The exact comparison stays in Python.
+    """
+    literal = "".join(c if c.isascii() and (c.isalnum() or c in ".-+@") else "%" for c in key)
+    return re.sub("%+", "%", f"%{literal}%")
 
 
 async def maybe_acknowledge(

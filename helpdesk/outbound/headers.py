@@ -19,6 +19,7 @@ from email.header import Header
 from email.headerregistry import Address, AddressHeader, HeaderRegistry, UnstructuredHeader
 from email.policy import SMTP
 from email.utils import formataddr
+from functools import lru_cache
 from typing import Any
 
 # Cc: C0/C1 controls and DEL; Cs: lone surrogates (not encodable); Zl/Zp: U+2028/U+2029.
@@ -60,6 +61,10 @@ def header_safe(value: str | None, limit: int | None = None) -> str:
     return line.replace("=?", "=\u2060?")
 
 
+# Cached: our own addresses are in every mail, and `Address` parses its addr-spec with the
+# stdlib's (slow) header grammar each time. Address objects are immutable; refusals raise
+# and so are never cached.
+@lru_cache(maxsize=4096)
 def mailbox(address: str, name: str | None = None) -> Address:
     """An `Address` for a header; the display name is made safe, the address must be sendable.
 
