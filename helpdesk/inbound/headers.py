@@ -10,12 +10,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from email import policy, utils
+from email import utils
 from email.message import EmailMessage
 from typing import NamedTuple
 
 from helpdesk.inbound.charsets import decode_text
 from helpdesk.inbound.encoded_words import decode_header_text, raw_bytes, unfold
+from helpdesk.inbound.header_policy import INBOUND_POLICY
 
 MAX_SUBJECT_CHARS = 998  # RFC 5322 §2.1.1 line limit; also the ticket subject column
 MAX_NAME_CHARS = 300
@@ -127,7 +128,7 @@ def _parse_field(field: str, raw: str) -> list[Mailbox]:
     try:
         if len(raw) > MAX_STRICT_PARSE_CHARS:
             raise ValueError("too long for the RFC 5322 parser")
-        header = policy.default.header_factory(field, unfold(raw))
+        header = INBOUND_POLICY.header_factory(field, unfold(raw))
         found = [(a.display_name, a.username, a.domain) for a in header.addresses]
     except Exception:  # the stdlib parser has had IndexError/AttributeError bugs on hostile input
         found = [_split_lenient(name, address) for name, address in utils.getaddresses([raw])]

@@ -11,7 +11,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.feedparser import BytesFeedParser
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -21,6 +20,7 @@ from helpdesk.inbound.attachments import ParsedAttachment, build_attachment
 from helpdesk.inbound.charsets import decode_text
 from helpdesk.inbound.encoded_words import decode_header_text
 from helpdesk.inbound.flowed import unflow_text
+from helpdesk.inbound.header_policy import INBOUND_POLICY
 from helpdesk.inbound.headers import (
     MAX_REFERENCES,
     Mailbox,
@@ -121,7 +121,7 @@ def parse_message(raw: bytes, max_attachment_bytes: int | None = None) -> Parsed
 def _parse_bytes(raw: bytes) -> EmailMessage:
     # Fed in slices: BytesParser.parsebytes would first copy the whole message into a str
     # and then into a StringIO (four bytes per character) before parsing.
-    parser = BytesFeedParser(_factory=EmailMessage, policy=policy.default)
+    parser = BytesFeedParser(_factory=EmailMessage, policy=INBOUND_POLICY)
     view = memoryview(raw)
     for start in range(0, len(view), _FEED_CHUNK):
         parser.feed(bytes(view[start : start + _FEED_CHUNK]))
@@ -154,7 +154,7 @@ def _headers_only(raw: bytes, reason: str) -> ParsedMessage:
     """What the header fields say of a message whose body cannot be read; flagged unparseable."""
     end = _HEADER_END.search(raw, 0, _MAX_HEADER_BYTES)
     try:
-        message = BytesParser(policy=policy.default).parsebytes(
+        message = BytesParser(policy=INBOUND_POLICY).parsebytes(
             raw[: end.start() if end else _MAX_HEADER_BYTES], headersonly=True
         )
         defects: list[str] = []
