@@ -48,6 +48,21 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 MB = 1024 * 1024
 
 
+@pytest.fixture(autouse=True)
+def no_immediate_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests inspect the outbox as the reply left it (`queued`).
+
+    The API starts delivery right after its commit (in the embedded mode in this very
+    process), which would race the assertions; that kick is proven by
+    tests/test_mail_round_trip.py and tests/test_outbound_delivery.py.
+    """
+
+    async def leave_queued(*_: object, **__: object) -> None:
+        return None
+
+    monkeypatch.setattr("helpdesk.outbound.api.kick_delivery", leave_queued)
+
+
 @pytest.fixture
 async def agent(runtime) -> dict[str, str]:
     runtime.clock = FrozenClock(NOW)
