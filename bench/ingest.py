@@ -23,14 +23,14 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from mail_factory import make_mail  # noqa: E402
+from scratch_db import drop_postgres, fresh_postgres  # noqa: E402  (bench/ is on sys.path)
 
 import helpdesk.models  # noqa: E402,F401
 from helpdesk.bootstrap import build_runtime  # noqa: E402
@@ -131,22 +131,6 @@ async def run_ingest(url: str, data_dir: Path, corpus: list[bytes]) -> tuple[flo
     return len(corpus) / elapsed, outcomes
 
 
-async def fresh_postgres(server_url: str) -> tuple[str, str]:
-    name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_postgres(server_url: str, name: str) -> None:
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10_000)
@@ -163,8 +147,8 @@ async def main() -> None:
                 ingest_url = f"sqlite+aiosqlite:///{root / 'ingest.db'}"
                 names: list[str] = []
             else:
-                floor_name, floor_url = await fresh_postgres(server)
-                ingest_name, ingest_url = await fresh_postgres(server)
+                floor_name, floor_url = await fresh_postgres(server, "bench_ingest")
+                ingest_name, ingest_url = await fresh_postgres(server, "bench_ingest")
                 names = [floor_name, ingest_name]
             try:
                 floor = await run_floor(floor_url, corpus)

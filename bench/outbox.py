@@ -41,13 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 from sqlmodel import SQLModel, col
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scratch_db import drop_postgres, fresh_postgres  # noqa: E402  (bench/ is on sys.path)
 
 import helpdesk.models  # noqa: E402,F401
 from helpdesk.adapters.clock import utcnow  # noqa: E402
@@ -143,22 +143,6 @@ async def run_outbox(
     return len(messages) / elapsed
 
 
-async def fresh_postgres(server_url: str) -> tuple[str, str]:
-    name = f"bench_outbox_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_postgres(server_url: str, name: str) -> None:
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
-
-
 async def outbox_rate(
     server: str | None, peer: SmtpPeer, messages: list[tuple[str, str, bytes]], workers: int
 ) -> float:
@@ -168,7 +152,7 @@ async def outbox_rate(
         if server is None:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'outbox.db'}"
         else:
-            name, url = await fresh_postgres(server)
+            name, url = await fresh_postgres(server, "bench_outbox")
         try:
             return await run_outbox(url, Path(tmp) / "var", peer, messages, workers)
         finally:
