@@ -18,6 +18,7 @@ from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.operators import ApiToken, Operator, OperatorSession, SignInFailure
 from helpdesk.models.orders import Order
 from helpdesk.models.outbound import OutboundEmail, SuppressedAddress
+from helpdesk.models.privacy import PrivacyRequest
 from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "OperatorSession",
     "Order",
     "OutboundEmail",
+    "PrivacyRequest",
     "SignInFailure",
     "SuppressedAddress",
     "Ticket",
