@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
 from helpdesk.adapters.clock import Clock, SystemClock
+from helpdesk.adapters.pubsub import PubSub, build_pubsub
 from helpdesk.adapters.storage import FileStorage, LocalFileStorage
 from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_session_factory
@@ -24,11 +25,14 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     storage: FileStorage
+    # Live updates (inbox and widget Server-Sent Events); Redis across processes.
+    pubsub: PubSub
     # The taskiq broker while a web process runs (set by the app's lifespan); None in
     # commands and tests that send no tasks.
     broker: AsyncBroker | None = None
 
     async def close(self) -> None:
+        await self.pubsub.close()
         await self.engine.dispose()
 
 
@@ -41,4 +45,5 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         sessions=create_session_factory(engine),
         clock=clock or SystemClock(),
         storage=LocalFileStorage(settings.data_dir / "files"),
+        pubsub=build_pubsub(settings.redis_url),
     )

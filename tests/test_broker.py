@@ -1,8 +1,8 @@
 """Background work: tasks reach a worker in the embedded mode and through real Redis.
 
-Redis tests need `HELPDESK_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6379/15`); without it
-they are skipped — except under `CI=true`, where a missing or unreachable server fails the
-run. Every test uses its own stream name, so parallel runs never take each other's tasks.
+Redis tests use the `redis_url` fixture of tests/peers/redis.py (skipped without
+`HELPDESK_TEST_REDIS_URL`, failing under `CI=true`). Every test uses its own stream
+name, so parallel runs never take each other's tasks.
 """
 
 from __future__ import annotations
@@ -28,24 +28,9 @@ from helpdesk.broker import CONSUMER_GROUP, build_broker, build_scheduler, run_w
 from helpdesk.broker_selfcheck import SELFCHECK_FILE, selfcheck
 from helpdesk.config import EX_CONFIG, Settings
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+pytest_plugins = ["tests.peers.redis"]
+
 SECRET_KEY = "test-secret-key-0123456789abcdef"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The test Redis server (skips without one, fails under CI or when unreachable)."""
-    url = os.environ.get("HELPDESK_TEST_REDIS_URL", "").strip()
-    if not url:
-        if IN_CI:
-            pytest.fail("CI=true but HELPDESK_TEST_REDIS_URL is not set", pytrace=False)
-        pytest.skip("HELPDESK_TEST_REDIS_URL not set")
-    try:
-        with redis.Redis.from_url(url, socket_connect_timeout=3) as client:
-            client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at HELPDESK_TEST_REDIS_URL is unreachable: {exc}", pytrace=False)
-    return url
 
 
 @pytest.fixture
