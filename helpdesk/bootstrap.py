@@ -16,6 +16,7 @@ from helpdesk.adapters.pubsub import PubSub, build_pubsub
 from helpdesk.adapters.storage import FileStorage, LocalFileStorage
 from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_session_factory
+from helpdesk.live import session_info
 
 
 @dataclass
@@ -39,11 +40,13 @@ class Runtime:
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     """Create the engine and collaborators for these settings (no I/O until first use)."""
     engine = create_engine(settings.database_url)
+    pubsub = build_pubsub(settings.redis_url)
     return Runtime(
         settings=settings,
         engine=engine,
-        sessions=create_session_factory(engine),
+        # Sessions publish what they announce after commit (helpdesk.live).
+        sessions=create_session_factory(engine, info=session_info(pubsub)),
         clock=clock or SystemClock(),
         storage=LocalFileStorage(settings.data_dir / "files"),
-        pubsub=build_pubsub(settings.redis_url),
+        pubsub=pubsub,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -43,8 +44,11 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-unt
     cursor.close()
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_session_factory(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of this engine; `info` is copied into each (helpdesk.live keeps pub/sub there)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
 @asynccontextmanager

@@ -10,6 +10,10 @@ import pytest
 import redis
 
 from helpdesk.adapters.pubsub import InMemoryPubSub, RedisPubSub
+from helpdesk.db import transaction
+from helpdesk.live import wait_for_published
+from helpdesk.tickets import service as tickets
+from tests.factories import T0, add_ticket, learner_mail
 
 pytest_plugins = ["tests.peers.redis"]
 
@@ -91,3 +95,24 @@ async def test_publishing_while_redis_is_unreachable_does_not_raise() -> None:
         await asyncio.wait_for(pubsub.publish("ticket:1", {"type": "message"}), 10)
     finally:
         await pubsub.close()
+
+
+async def test_a_new_message_is_announced_only_after_its_transaction_commits(runtime) -> None:
+    ticket = await add_ticket(runtime)
+    async with runtime.pubsub.subscribe(f"ticket:{ticket.id}", "inbox") as subscription:
+        with pytest.raises(RuntimeError):
+            async with transaction(runtime.sessions) as session:
+                found = await tickets.get_ticket(session, ticket.number)
+                await tickets.append_message(session, found, learner_mail(), now=T0)
+                raise RuntimeError("the reply failed before commit")
+        await wait_for_published()
+        assert await subscription.next_within(0.1) is None  # rolled back: nothing announced
+
+        async with transaction(runtime.sessions) as session:
+            found = await tickets.get_ticket(session, ticket.number)
+            message = await tickets.append_message(session, found, learner_mail(), now=T0)
+        events = [await subscription.next_within(2), await subscription.next_within(2)]
+    assert {(e.channel, str(sorted(e.data.items()))) for e in events if e} == {
+        (f"ticket:{ticket.id}", str(sorted({"type": "message", "message": message.id}.items()))),
+        ("inbox", str(sorted({"type": "ticket", "ticket": ticket.number}.items()))),
+    }

@@ -17,6 +17,7 @@ from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict
+from helpdesk.live import announce_ticket_change, announce_ticket_message
 from helpdesk.models import Learner, Message, Ticket
 from helpdesk.models.messages import AUTHOR_KINDS, DIRECTIONS, MACHINE_MARKS
 from helpdesk.models.tickets import CHANNELS
@@ -111,6 +112,7 @@ async def change_status(
     if cause:
         details["cause"] = cause
     await record_event(session, actor, "ticket.status_changed", target(ticket), **details)
+    announce_ticket_change(session, ticket)
     return True
 
 
@@ -212,6 +214,8 @@ async def append_message(
     )
     session.add(message)
     await session.flush()
+    assert message.id is not None
+    announce_ticket_message(session, ticket, message.id)
     await record_event(
         session,
         actor,

@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Forbidden, NotFound, ValidationFailed
+from helpdesk.live import announce_ticket_change
 from helpdesk.models import Message, Operator, Ticket
 from helpdesk.models.tickets import PRIORITIES, STATUSES
 from helpdesk.operators.service import find_operator
@@ -109,6 +110,7 @@ async def update_ticket(
             fields=sorted(changed),
             **changed,
         )
+        announce_ticket_change(session, ticket)
     if status is not UNSET:
         await change_status(session, ticket, status, actor=actor_of(operator), now=now)
     return ticket
