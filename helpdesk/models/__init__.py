@@ -20,6 +20,7 @@ from helpdesk.models.orders import Order
 from helpdesk.models.outbound import OutboundEmail, SuppressedAddress
 from helpdesk.models.privacy import PrivacyRequest
 from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
+from helpdesk.models.widget import VerificationCode, WidgetConversation
 
 __all__ = [
     "ApiToken",
@@ -40,4 +41,6 @@ __all__ = [
     "Ticket",
     "TicketNumber",
     "TicketOrder",
+    "VerificationCode",
+    "WidgetConversation",
 ]
