@@ -68,6 +68,11 @@ class Settings(msgspec.Struct, frozen=True):
     platform_api_key: str | None = None
     widget_secret: str | None = None
     widget_origins: tuple[str, ...] = DEFAULT_WIDGET_ORIGINS
+    # Widget and /support abuse brakes (helpdesk.widget.limits): posts per conversation and
+    # per client address each minute, new conversations per client address each hour.
+    widget_posts_per_minute: int = 20
+    widget_ip_posts_per_minute: int = 120
+    widget_new_conversations_per_hour: int = 10
     platform_webhook_url: str | None = None
     platform_webhook_secret: str | None = None
     authserv_id: str | None = None
