@@ -12,13 +12,16 @@ SQLModel.metadata.naming_convention = {
 }
 
 from helpdesk.models.audit import AuditEvent
+from helpdesk.models.canned import CannedReply
 from helpdesk.models.inbound import InboundMail, MailboxCursor
 from helpdesk.models.learners import Enrolment, Learner
+from helpdesk.models.merges import TicketMerge
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.operators import ApiToken, Operator, OperatorSession, SignInFailure
 from helpdesk.models.orders import Order
 from helpdesk.models.outbound import OutboundEmail, SuppressedAddress
-from helpdesk.models.privacy import PrivacyRequest
+from helpdesk.models.privacy import PlatformEvent, PrivacyLink, PrivacyRequest
+from helpdesk.models.retention import JobLease, RetentionRun, TicketTombstone
 from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
 from helpdesk.models.widget import VerificationCode, WidgetConversation
 
@@ -26,8 +29,10 @@ __all__ = [
     "ApiToken",
     "Attachment",
     "AuditEvent",
+    "CannedReply",
     "Enrolment",
     "InboundMail",
+    "JobLease",
     "Learner",
     "MailboxCursor",
     "Message",
@@ -35,10 +40,15 @@ __all__ = [
     "OperatorSession",
     "Order",
     "OutboundEmail",
+    "PlatformEvent",
+    "PrivacyLink",
     "PrivacyRequest",
+    "RetentionRun",
     "SignInFailure",
     "SuppressedAddress",
     "Ticket",
+    "TicketTombstone",
+    "TicketMerge",
     "TicketNumber",
     "TicketOrder",
     "VerificationCode",

@@ -41,3 +41,51 @@ class PrivacyRequest(SQLModel, table=True):
     outcome: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+LINK_PURPOSES = ("verify", "export")
+
+
+class PrivacyLink(SQLModel, table=True):
+    """A single-purpose link mailed to the learner: confirm a request, or download an export.
+
+    Only the SHA-256 of the token is stored; the token itself exists only in the mail.
+    """
+
+    __tablename__ = "privacy_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="privacy_requests.id", ondelete="CASCADE", index=True)
+    purpose: str = Field(max_length=10)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    downloads: int = Field(default=0)
+    max_downloads: int = Field(default=1)
+    # The export ZIP under the data dir (purpose "export"); deleted when the link expires.
+    file_path: str | None = Field(default=None, max_length=500)
+
+
+PLATFORM_EVENT_TYPES = ("learner.erasure_requested", "learner.rectified")
+
+
+class PlatformEvent(SQLModel, table=True):
+    """The outbox of signed webhook events to the course platform, retried until a 2xx."""
+
+    __tablename__ = "platform_events"
+    __table_args__ = (Index("ix_platform_events_status_next_attempt", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The event's public id (the "id" of the JSON body), so the platform can deduplicate.
+    event_id: str = Field(max_length=64, unique=True)
+    type: str = Field(max_length=40)
+    external_id: str = Field(max_length=200)
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+    # "pending" until acknowledged, then "delivered".
+    status: str = Field(default="pending", max_length=10)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -1,0 +1,1 @@
+"""Privacy (GDPR) requests as ticket workflows: intake, verification, deadlines, fulfilment."""
