@@ -19,7 +19,8 @@ from helpdesk.signing import make_message_id, make_reply_address
 
 # The display name of our From; one brand per installation for now.
 SUPPORT_NAME = "Kundeservice"
-OUTBOUND_KINDS = ("reply", "acknowledgement", "notice")
+# "verification": a widget learner's one-time code (never on the ticket as a message).
+OUTBOUND_KINDS = ("reply", "acknowledgement", "notice", "verification")
 
 
 def deliverable(address: str) -> bool:
@@ -65,8 +66,12 @@ async def add_to_outbox(
     ticket: Ticket,
     message: Message | None,
     now: datetime,
+    not_before: datetime | None = None,
 ) -> OutboundEmail:
-    """Compose `mail` and queue it: the bytes and Message-ID are final from here on."""
+    """Compose `mail` and queue it: the bytes and Message-ID are final from here on.
+
+    `not_before` holds it back until then (a widget reply mailed only if not seen live).
+    """
     if kind not in OUTBOUND_KINDS:
         raise ValueError(f"kind must be one of {OUTBOUND_KINDS}")
     raw = to_bytes(compose(mail))
@@ -79,7 +84,7 @@ async def add_to_outbox(
         rfc_message_id=mail.message_id,
         raw=raw,
         status="queued",
-        next_attempt_at=now,
+        next_attempt_at=not_before or now,
         created_at=now,
         updated_at=now,
     )
