@@ -20,7 +20,7 @@ from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.operators import ApiToken, Operator, OperatorSession, SignInFailure
 from helpdesk.models.orders import Order
 from helpdesk.models.outbound import OutboundEmail, SuppressedAddress
-from helpdesk.models.privacy import PlatformEvent, PrivacyLink, PrivacyRequest
+from helpdesk.models.privacy import PlatformEvent, PrivacyLink, PrivacyRedaction, PrivacyRequest
 from helpdesk.models.retention import JobLease, RetentionRun, TicketTombstone
 from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
 from helpdesk.models.widget import VerificationCode, WidgetConversation
@@ -42,6 +42,7 @@ __all__ = [
     "OutboundEmail",
     "PlatformEvent",
     "PrivacyLink",
+    "PrivacyRedaction",
     "PrivacyRequest",
     "RetentionRun",
     "SignInFailure",

@@ -39,6 +39,8 @@ class PrivacyRequest(SQLModel, table=True):
     verification_method: str | None = Field(default=None, max_length=30)
     completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     outcome: str | None = Field(default=None, sa_type=Text)
+    # Erasure: when the request's own ticket and confirmation mail were scrubbed to a record.
+    scrubbed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
@@ -89,3 +91,23 @@ class PlatformEvent(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class PrivacyRedaction(SQLModel, table=True):
+    """Where an erased learner's name or address still appears in someone else's ticket.
+
+    Positions only (content-free): `field` of the message (or of the ticket when
+    `message_id` is null) from `start` to `stop`; a list field (participants) uses `start`
+    as the index. An operator redacts them with one click, to "[slettet]".
+    """
+
+    __tablename__ = "privacy_redactions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="privacy_requests.id", ondelete="CASCADE", index=True)
+    ticket_id: int = Field(foreign_key="tickets.id", ondelete="CASCADE", index=True)
+    message_id: int | None = Field(default=None, foreign_key="messages.id", ondelete="CASCADE")
+    field: str = Field(max_length=30)
+    start: int
+    stop: int
+    redacted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
