@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from helpdesk import health, home
+from helpdesk import health, home, metrics
 from helpdesk.bootstrap import Runtime, build_runtime
 from helpdesk.broker import web_broker
 from helpdesk.config import Settings
@@ -59,6 +59,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             health.healthz,
             health.readyz,
+            metrics.metrics,
             LearnerSyncController,
             TicketController,
             AttachmentController,

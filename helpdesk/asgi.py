@@ -9,5 +9,6 @@ from helpdesk.redaction import configure_logging
 
 def app_from_environment() -> Litestar:
     """The app of one `helpdesk serve` worker, logging through the redacting filter."""
-    configure_logging()
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    return create_app(settings)

@@ -219,7 +219,7 @@ def run_worker(settings: Settings) -> int:
     broker = _production_broker(settings, "worker")
     if broker is None:
         return EX_CONFIG
-    configure_logging()
+    configure_logging(settings.log_format)
     return asyncio.run(_work(broker))
 
 
@@ -228,7 +228,7 @@ def run_scheduler(settings: Settings) -> int:
     broker = _production_broker(settings, "scheduler")
     if broker is None:
         return EX_CONFIG
-    configure_logging()
+    configure_logging(settings.log_format)
     return asyncio.run(_schedule(build_scheduler(broker)))
 
 

@@ -219,7 +219,7 @@ def _fetch_mail(settings: Settings, args: argparse.Namespace) -> int:
     if imap is None:
         print("HELPDESK_IMAP_URL: not set", file=sys.stderr)
         return EX_CONFIG
-    configure_logging()
+    configure_logging(settings.log_format)
     # aioimaplib logs protocol lines (bodies, addresses) at DEBUG and INFO.
     logging.getLogger("aioimaplib").setLevel(logging.WARNING)
 
@@ -259,7 +259,7 @@ def _send_outbox(settings: Settings, args: argparse.Namespace) -> int:
     from helpdesk.outbound.delivery import deliver_all_due, deliver_until_stopped
     from helpdesk.redaction import configure_logging
 
-    configure_logging()
+    configure_logging(settings.log_format)
 
     async def work(runtime: Any) -> Any:
         transport = build_transport(settings)

@@ -48,6 +48,37 @@ class ImapSettings(msgspec.Struct, frozen=True):
     processed_folder: str | None = None
 
 
+class RetentionSettings(msgspec.Struct, frozen=True):
+    """Retention windows (DESIGN §7), each `HELPDESK_RETENTION_<NAME>`; see helpdesk.retention.policy."""
+
+    threads_months: int = 24
+    delivery_logs_months: int = 12
+    audit_months: int = 24
+    codes_minutes: int = 10
+    privacy_links_days: int = 7
+    exports_days: int = 7
+    sessions_days: int = 30
+    ignored_mail_days: int = 30
+    order_years: int = 5
+    # Solved tickets are closed after this many days without a learner message; 0 = never.
+    auto_close_days: int = 7
+
+
+# Variable suffix -> (field, smallest, largest allowed value).
+_RETENTION_VARIABLES = {
+    "THREADS_MONTHS": ("threads_months", 1, 240),
+    "DELIVERY_LOGS_MONTHS": ("delivery_logs_months", 1, 240),
+    "AUDIT_MONTHS": ("audit_months", 1, 240),
+    "CODES_MINUTES": ("codes_minutes", 1, 1440),
+    "PRIVACY_LINKS_DAYS": ("privacy_links_days", 1, 365),
+    "EXPORTS_DAYS": ("exports_days", 1, 365),
+    "SESSIONS_DAYS": ("sessions_days", 1, 365),
+    "IGNORED_MAIL_DAYS": ("ignored_mail_days", 1, 3650),
+    "ORDERS_YEARS": ("order_years", 1, 30),
+    "AUTO_CLOSE_DAYS": ("auto_close_days", 0, 365),
+}
+
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/helpdesk.db"
 DEFAULT_SUPPORT_ADDRESS = "support@localhost"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -79,6 +110,11 @@ class Settings(msgspec.Struct, frozen=True):
     # Not in DESIGN's table: operational knobs with safe defaults.
     acknowledge_new_tickets: bool = True
     max_message_bytes: int = 25 * 1024 * 1024
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    # Bearer token required at /metrics when set (otherwise keep /metrics off the internet).
+    metrics_token: str | None = None
+    # "json" (one object per line, for log shippers) or "text"; json in production.
+    log_format: str = "text"
 
     @property
     def is_sqlite(self) -> bool:
@@ -125,6 +161,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         authserv_id=get("AUTHSERV_ID"),
         acknowledge_new_tickets=_parse_switch("HELPDESK_ACKNOWLEDGEMENTS", get("ACKNOWLEDGEMENTS")),
         max_message_bytes=_parse_megabytes("HELPDESK_MAX_MESSAGE_MB", get("MAX_MESSAGE_MB")),
+        retention=_parse_retention(env),
+        metrics_token=get("METRICS_TOKEN"),
+        log_format=_parse_log_format(
+            get("LOG_FORMAT"), production=not database_url.startswith("sqlite")
+        ),
     )
     if settings.platform_webhook_url and not settings.platform_webhook_secret:
         raise ConfigError(
@@ -138,6 +179,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     elif len(secret) < 16:
         raise ConfigError("HELPDESK_SECRET_KEY", "must be at least 16 characters")
     return msgspec.structs.replace(settings, secret_key=secret)
+
+
+def _parse_log_format(value: str | None, *, production: bool) -> str:
+    if value is None:
+        return "json" if production else "text"
+    if value.lower() not in ("json", "text"):
+        raise ConfigError("HELPDESK_LOG_FORMAT", "must be json or text")
+    return value.lower()
+
+
+def _parse_retention(env: Mapping[str, str]) -> RetentionSettings:
+    """HELPDESK_RETENTION_* (whole numbers within sensible bounds); unset keeps the default."""
+    values: dict[str, int] = {}
+    for suffix, (field, low, high) in _RETENTION_VARIABLES.items():
+        variable = f"HELPDESK_RETENTION_{suffix}"
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise ConfigError(variable, f"expected a whole number from {low} to {high}")
+        values[field] = int(raw)
+    return RetentionSettings(**values)
 
 
 def _parse_switch(variable: str, value: str | None, default: bool = True) -> bool:
