@@ -118,6 +118,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                   "(HELPDESK_DATABASE_URL, HELPDESK_REDIS_URL)", file=sys.stderr)
             return 2
         asyncio.run(upgrade_database(settings.database_url))
+    if args.workers > 1:
+        _share_metrics_between_workers(settings, args.port)
     uvicorn.run(
         "helpdesk.asgi:app_from_environment",
         factory=True,
@@ -132,6 +134,20 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_config=None,
     )
     return 0
+
+
+def _share_metrics_between_workers(settings: Settings, port: int) -> None:
+    """Worker processes write their counters to one directory that /metrics sums
+    (prometheus_client's multiprocess mode); emptied at start so old counts don't linger."""
+    import os
+    import shutil
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = settings.data_dir / "metrics" / f"serve-{port}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

@@ -136,6 +136,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     def get(name: str) -> str | None:
         value = env.get(f"HELPDESK_{name}", "").strip()
+        if not value and env.get(f"HELPDESK_{name}_FILE", "").strip():
+            value = _read_secret_file(f"HELPDESK_{name}_FILE", env[f"HELPDESK_{name}_FILE"])
         return value or None
 
     database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -179,6 +181,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     elif len(secret) < 16:
         raise ConfigError("HELPDESK_SECRET_KEY", "must be at least 16 characters")
     return msgspec.structs.replace(settings, secret_key=secret)
+
+
+def _read_secret_file(variable: str, path: str) -> str:
+    """`HELPDESK_X_FILE=/run/secrets/x`: the value of HELPDESK_X read from a file
+    (Docker/Compose secrets), so secrets stay out of the environment and `ps`."""
+    try:
+        return Path(path.strip()).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"cannot read {path.strip()}: {exc.__class__.__name__}"
+        raise ConfigError(variable, problem) from None
 
 
 def _parse_log_format(value: str | None, *, production: bool) -> str:

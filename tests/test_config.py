@@ -86,3 +86,32 @@ def test_cli_exits_78_with_one_line_for_a_bad_value(tmp_path: Path) -> None:
     assert result.returncode == EX_CONFIG
     assert result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("HELPDESK_DATABASE_URL: ")
+
+
+def test_secrets_can_come_from_files_as_compose_secrets_do(tmp_path: Path) -> None:
+    secret = tmp_path / "secret_key"
+    secret.write_text("from-a-file-0123456789abcdef\n")
+    settings = load_settings({
+        "HELPDESK_DATABASE_URL": "postgresql+asyncpg://helpdesk@db/helpdesk",
+        "HELPDESK_SECRET_KEY_FILE": str(secret),
+        "HELPDESK_DATA_DIR": str(tmp_path),
+    })
+    assert settings.secret_key == "from-a-file-0123456789abcdef"
+
+
+def test_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"HELPDESK_SECRET_KEY_FILE": str(tmp_path / "missing")})
+    assert refused.value.variable == "HELPDESK_SECRET_KEY_FILE"
+
+
+def test_logs_are_json_lines_in_production_and_text_embedded(tmp_path: Path) -> None:
+    embedded = load_settings({"HELPDESK_DATA_DIR": str(tmp_path)})
+    production = load_settings({
+        "HELPDESK_DATABASE_URL": "postgresql+asyncpg://helpdesk@db/helpdesk",
+        "HELPDESK_SECRET_KEY": "0123456789abcdef0123",
+    })
+    assert (embedded.log_format, production.log_format) == ("text", "json")
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"HELPDESK_DATA_DIR": str(tmp_path), "HELPDESK_LOG_FORMAT": "xml"})
+    assert refused.value.variable == "HELPDESK_LOG_FORMAT"
