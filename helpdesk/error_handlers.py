@@ -10,10 +10,14 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlalchemyTimeout
 
 from helpdesk.errors import HelpdeskError, RateLimited, ValidationFailed
 
 log = logging.getLogger("helpdesk.http")
+
+RETRY_AFTER_SECONDS = 5
 
 _CODES = {
     400: "bad_request",
@@ -78,7 +82,22 @@ def handle_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response
     return error_response(exc.status_code, code, _plain(exc.detail), headers=headers or None)
 
 
+def is_service_unavailable(exc: BaseException) -> bool:
+    """The database (or another backing service) is unreachable or restarting: the
+    request may succeed if retried, so it is a 503, not a failure of ours."""
+    if isinstance(exc, OperationalError | InterfaceError | SqlalchemyTimeout | ConnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_service_unavailable(exc):
+        log.warning("%s %s: backing service unavailable (%s)",
+                    request.method, request.url.path, type(exc).__name__)
+        return error_response(
+            503, "unavailable", "The service is briefly unavailable; please try again.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(
         HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side."
