@@ -92,7 +92,8 @@ class ReplyController(Controller):
             attachments=reply.files,
             force=reply.force,
         )
-        row = MessageRow(queued.message, queued.attachments, queued.outbound.status)
+        status = queued.outbound.status if queued.outbound is not None else None
+        row = MessageRow(queued.message, queued.attachments, status)
         # Background tasks run after the response is sent, so after the request's
         # transaction has committed the outbox row that delivery will pick up.
         return Response(

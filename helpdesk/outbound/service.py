@@ -39,6 +39,7 @@ from helpdesk.outbound.outbox import (
 from helpdesk.outbound.suppression import RecipientsSuppressed, suppressed_among
 from helpdesk.outbound.templates import render_mail
 from helpdesk.tickets.lifecycle import MessageDraft, append_message, target
+from helpdesk.widget.followup import widget_followup
 
 MAX_REPLY_LENGTH = 100_000
 MAX_ATTACHMENTS = 20
@@ -58,7 +59,8 @@ class UploadedFile:
 @dataclass(frozen=True)
 class QueuedReply:
     message: Message
-    outbound: OutboundEmail
+    # None for a reply that only goes to an unverified widget learner's open widget.
+    outbound: OutboundEmail | None
     attachments: list[Attachment]
     # Suppressed recipients the operator chose to mail anyway (`force`).
     overridden: list[str]
@@ -108,16 +110,20 @@ async def queue_reply(
 
     Refused before anything is written: an empty body (422), files too large (413), a
     closed ticket or an address we cannot mail (409), and suppressed recipients unless
-    `force` (409, `RecipientsSuppressed`).
+    `force` (409, `RecipientsSuppressed`). On a widget ticket the mail is held back two
+    minutes (cancelled if the widget shows the reply) and left out for an unverified
+    address (`helpdesk.widget.followup`).
     """
     text = reply_text(body)
     check_attachment_sizes(attachments)
     if ticket.status == "closed":
         raise Conflict(f"Ticket #{ticket.number} is closed; a reply needs a new ticket.")
+    followup = await widget_followup(session, settings, ticket, now)
+    mailed = followup is None or followup.mail
     to, cc = reply_recipients(ticket, settings.support_address)
-    if not deliverable(to):
+    if mailed and not deliverable(to):
         raise Conflict(f"The requester's address of ticket #{ticket.number} cannot be mailed.")
-    suppressed = await suppressed_among(session, [to, *cc])
+    suppressed = await suppressed_among(session, [to, *cc]) if mailed else []
     if suppressed and not force:
         raise RecipientsSuppressed(suppressed)
 
@@ -140,10 +146,15 @@ async def queue_reply(
     )
     message = await append_message(session, ticket, draft, now=now, actor=actor)
     stored = [await _store_attachment(session, storage, message, f) for f in attachments]
+    if not mailed:
+        await record_event(
+            session, actor, "reply.widget_only", target(ticket), message=message.id
+        )
+        return QueuedReply(message, None, stored, [])
 
     history = await quoted_history(session, ticket, brand=brand, exclude_message_id=message.id)
     rendered = render_mail(
-        "reply",
+        "reply" if followup is None else "widget-reply",
         await learner_locale(session, ticket),
         {
             "body": text,
@@ -151,6 +162,7 @@ async def queue_reply(
             "brand": brand,
             "ticket_number": ticket.number,
             "history": history,
+            **({} if followup is None else {"conversation_url": followup.conversation_url}),
         },
     )
     mail = OutgoingMail(
@@ -170,7 +182,13 @@ async def queue_reply(
         loop_stamp=settings.support_address,
     )
     outbound = await add_to_outbox(
-        session, mail, kind="reply", ticket=ticket, message=message, now=now
+        session,
+        mail,
+        kind="reply",
+        ticket=ticket,
+        message=message,
+        now=now,
+        not_before=followup.not_before if followup is not None else None,
     )
     overridden = [s.address for s in suppressed]
     await record_event(

@@ -1,0 +1,1 @@
+"""The learner support widget and the no-JavaScript web form (issue 6)."""
