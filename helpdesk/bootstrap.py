@@ -17,6 +17,7 @@ from helpdesk.adapters.storage import FileStorage, LocalFileStorage
 from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_session_factory
 from helpdesk.live import session_info
+from helpdesk.operators.notifications import settings_info
 
 
 @dataclass
@@ -44,8 +45,11 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     return Runtime(
         settings=settings,
         engine=engine,
-        # Sessions publish what they announce after commit (helpdesk.live).
-        sessions=create_session_factory(engine, info=session_info(pubsub)),
+        # Sessions publish what they announce after commit (helpdesk.live) and can write
+        # operator notifications (helpdesk.operators.notifications).
+        sessions=create_session_factory(
+            engine, info={**session_info(pubsub), **settings_info(settings)}
+        ),
         clock=clock or SystemClock(),
         storage=LocalFileStorage(settings.data_dir / "files"),
         pubsub=pubsub,

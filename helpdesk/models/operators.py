@@ -1,15 +1,18 @@
-"""Operators who answer tickets, their API tokens, inbox sessions and failed sign-ins."""
+"""Operators who answer tickets, their API tokens, inbox sessions and failed sign-ins,
+their second factor (TOTP and recovery codes) and their notification choices."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import false
 from sqlmodel import Field, SQLModel
 
 from helpdesk.adapters.clock import utcnow
 from helpdesk.models.types import UtcDateTime
 
 ROLES = ("agent", "admin")
+MAIL_LOCALES = ("nb", "en")
 
 
 class Operator(SQLModel, table=True):
@@ -23,6 +26,14 @@ class Operator(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=200)
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # Email notifications the operator opted in to (off until chosen on the account page).
+    notify_assigned: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    notify_learner_reply: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    mail_locale: str = Field(default="nb", max_length=5, sa_column_kwargs={"server_default": "nb"})
+    # A one-time link to choose a password (new operator, or an admin's reset): only the
+    # SHA-256 of its token is kept, and it stops working at `password_setup_expires_at`.
+    password_setup_hash: str | None = Field(default=None, max_length=64, unique=True)
+    password_setup_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class ApiToken(SQLModel, table=True):
@@ -71,3 +82,33 @@ class SignInFailure(SQLModel, table=True):
     account_key: str = Field(max_length=64, index=True)
     client_key: str = Field(max_length=64, index=True)
     at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
+
+
+class SecondFactor(SQLModel, table=True):
+    """An operator's TOTP authenticator (RFC 6238); active once `confirmed_at` is set.
+
+    The shared secret has to be readable to check codes, so it is stored as it is; the
+    database alone still does not let anyone sign in (passwords are argon2 hashes).
+    `last_step` is the time step of the last accepted code: a code is never taken twice.
+    """
+
+    __tablename__ = "second_factors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    operator_id: int = Field(foreign_key="operators.id", ondelete="CASCADE", unique=True)
+    secret: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_step: int | None = Field(default=None)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A single-use recovery code of a second factor; only its HMAC (secret key) is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    operator_id: int = Field(foreign_key="operators.id", ondelete="CASCADE", index=True)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -43,7 +43,13 @@ async def find_operator(session: AsyncSession, email: str) -> Operator | None:
 
 
 async def create_operator(
-    session: AsyncSession, email: str, name: str, role: str, password: str | None = None
+    session: AsyncSession,
+    email: str,
+    name: str,
+    role: str,
+    password: str | None = None,
+    *,
+    actor: str = "system",
 ) -> Operator:
     """Add an operator; the email must be new and the role `agent` or `admin`."""
     errors: dict[str, str] = {}
@@ -68,7 +74,7 @@ async def create_operator(
     )
     session.add(operator)
     await session.flush()
-    await record_event(session, "system", "operator.created", f"operator:{operator.id}", role=role)
+    await record_event(session, actor, "operator.created", f"operator:{operator.id}", role=role)
     return operator
 
 

@@ -21,6 +21,7 @@ from helpdesk.live import announce_ticket_change, announce_ticket_message
 from helpdesk.models import Learner, Message, Ticket
 from helpdesk.models.messages import AUTHOR_KINDS, DIRECTIONS, MACHINE_MARKS
 from helpdesk.models.tickets import CHANNELS
+from helpdesk.operators.notifications import notify_learner_reply
 from helpdesk.tickets.numbers import allocate_ticket_number
 
 THREAD_RULES = ("message-id", "reply-address", "subject-token", "new")
@@ -229,6 +230,8 @@ async def append_message(
     if draft.is_human:
         ticket.last_message_at = max(ticket.last_message_at, now)
         ticket.updated_at = now
+    if draft.is_human_inbound and ticket.assignee_id is not None:
+        await notify_learner_reply(session, ticket, message, now=now)
     if participants:
         # A new list, so the JSON column is seen as changed.
         ticket.participants = merge_participants(

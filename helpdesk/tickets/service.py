@@ -22,6 +22,7 @@ from helpdesk.errors import Forbidden, NotFound, ValidationFailed
 from helpdesk.live import announce_ticket_change
 from helpdesk.models import Message, Operator, Ticket
 from helpdesk.models.tickets import PRIORITIES, STATUSES
+from helpdesk.operators.notifications import notify_assigned
 from helpdesk.operators.service import find_operator
 from helpdesk.tickets.lifecycle import (
     ALLOWED_TRANSITIONS,
@@ -97,6 +98,7 @@ async def update_ticket(
         ticket.priority = changed["priority"] = priority
     if assignee_id is not UNSET and assignee_id != ticket.assignee_id:
         ticket.assignee_id = changed["assignee"] = assignee_id
+        await notify_assigned(session, ticket, by=operator, now=now)
     if new_tags is not UNSET and new_tags != ticket.tags:
         ticket.tags = new_tags
         changed["tags"] = len(new_tags)  # how many, not which: tags are free text
