@@ -24,6 +24,10 @@ from helpdesk.models.privacy import PlatformEvent, PrivacyLink, PrivacyRedaction
 from helpdesk.models.retention import JobLease, RetentionRun, TicketTombstone
 from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
 from helpdesk.models.widget import VerificationCode, WidgetConversation
+from helpdesk.models import search as _search
+
+# Full-text search objects (FTS5 tables, tsvector columns) come with create_all.
+_search.register(SQLModel.metadata)
 
 __all__ = [
     "ApiToken",

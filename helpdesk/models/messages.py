@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Text
+from sqlalchemy import Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from helpdesk.adapters.clock import utcnow
@@ -22,6 +22,13 @@ class Message(SQLModel, table=True):
         Index("ux_messages_sender_message_id", "sender", "rfc_message_id", unique=True),
         Index("ix_messages_rfc_message_id", "rfc_message_id"),
         Index("ix_messages_ticket_created", "ticket_id", "created_at"),
+        # The machine-mail queue and its count (migration 0010).
+        Index(
+            "ix_messages_machine_ticket",
+            "ticket_id",
+            sqlite_where=text("machine IS NOT NULL"),
+            postgresql_where=text("machine IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

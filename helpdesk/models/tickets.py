@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from helpdesk.adapters.clock import utcnow
@@ -13,6 +14,33 @@ from helpdesk.models.types import JsonDocument, UtcDateTime
 STATUSES = ("new", "open", "pending", "solved", "closed")
 CHANNELS = ("email", "widget", "form")
 PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def queue_indexes() -> list[Index]:
+    """Partial indexes of the inbox queues (same SQL on SQLite and PostgreSQL)."""
+    active = text("status IN ('new', 'open', 'pending')")
+    waiting = text("status IN ('new', 'open')")
+    unassigned = text("assignee_id IS NULL AND status IN ('new', 'open')")
+
+    def partial(name: str, where: Any, *columns: str) -> Index:
+        return Index(name, *columns, sqlite_where=where, postgresql_where=where)
+
+    return [
+        partial("ix_tickets_unassigned_activity", unassigned, "last_message_at", "id"),
+        partial("ix_tickets_waiting_activity", waiting, "last_message_at", "id"),
+        partial("ix_tickets_assignee_activity", active, "assignee_id", "last_message_at", "id"),
+        # Counts of the active queues and the breach queue read only this index.
+        partial(
+            "ix_tickets_active_service",
+            active,
+            "status",
+            "assignee_id",
+            "needs_review",
+            "first_response_due_at",
+            "first_response_at",
+            "resolution_due_at",
+        ),
+    ]
 
 
 class TicketNumber(SQLModel, table=True):
@@ -34,6 +62,9 @@ class Ticket(SQLModel, table=True):
     __table_args__ = (
         Index("ix_tickets_status_last_message_at", "status", "last_message_at"),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        # The inbox's queues (migration 0010): each a partial index in the queue's order,
+        # so a page (and a cursor deep into it) is an index range scan.
+        *queue_indexes(),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -60,6 +91,11 @@ class Ticket(SQLModel, table=True):
     last_message_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
     legal_hold_reason: str | None = Field(default=None, max_length=500)
     legal_hold_until: date | None = Field(default=None)
+    # Service levels (helpdesk.tickets.service_levels): due times and when they were met.
+    first_response_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    first_response_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    resolution_due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class TicketOrder(SQLModel, table=True):
