@@ -87,6 +87,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     send_outbox.add_argument("--once", action="store_true", help="deliver what is due, then exit")
     send_outbox.set_defaults(handler=_send_outbox)
+
+    retention = commands.add_parser("retention", help="apply the retention policy once")
+    retention.add_argument("--dry-run", action="store_true", help="only report what would go")
+    retention.add_argument("--now", metavar="ISO-8601", help="apply the policy as of this time")
+    retention.set_defaults(handler=_retention)
     return parser
 
 
@@ -294,6 +299,13 @@ def _send_outbox(settings: Settings, args: argparse.Namespace) -> int:
     if report is not None:
         print(json.dumps(asdict(report)))
     return 0
+
+
+def _retention(settings: Settings, args: argparse.Namespace) -> int:
+    """One retention run (or `--dry-run`); the JSON report of DESIGN §5 on stdout."""
+    from helpdesk.retention.command import run_command
+
+    return asyncio.run(run_command(settings, args.dry_run, args.now))
 
 
 if __name__ == "__main__":

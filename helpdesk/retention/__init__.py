@@ -1,0 +1,1 @@
+"""Retention: every window of DESIGN §7 enforced by one scheduled, resumable run."""

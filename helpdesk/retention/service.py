@@ -1,0 +1,163 @@
+"""Running the retention policy: a dry run that counts, or a real run that deletes.
+
+`run_retention` is what `helpdesk retention`, the daily task and tests call. A real run
+holds the `retention` job lease (so two schedulers or workers never run it at once), is
+recorded as a `RetentionRun`, and works in short transactions: threads in batches of
+`expiry.BATCH_SIZE` tickets, the other windows in batches of `windows.BATCH_SIZE` rows.
+Stopped anywhere, the next run simply carries on; a finished run leaves nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpdesk.bootstrap import Runtime
+from helpdesk.db import transaction
+from helpdesk.retention import expiry
+from helpdesk.retention.lease import Lease
+from helpdesk.retention.policy import months_cutoff
+from helpdesk.retention.runs import RetentionReport, save_run, start_run
+from helpdesk.retention.windows import (
+    Context,
+    RowWindow,
+    purge_batch,
+    row_windows,
+    sign_in_failures_window,
+    survey_window,
+)
+
+log = logging.getLogger("helpdesk.retention")
+
+LEASE_NAME = "retention"
+# Progress: (category, how many removed so far in it).
+Progress = Callable[[str, int], None]
+
+
+def _context(runtime: Runtime, now: datetime) -> Context:
+    return Context(
+        now=now,
+        policy=runtime.settings.retention,
+        storage=runtime.storage,
+        data_dir=runtime.settings.data_dir,
+    )
+
+
+async def run_retention(
+    runtime: Runtime,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    trigger: str = "cli",
+    progress: Progress | None = None,
+) -> RetentionReport:
+    """Apply the policy at `now` (default: the clock); raises JobBusy if a run is under way."""
+    ctx = _context(runtime, now or runtime.clock.now())
+    report = RetentionReport(dry_run=dry_run, now=ctx.now)
+    if dry_run:
+        await survey(runtime.sessions, ctx, report)
+        return report
+    lease = Lease(runtime.sessions, runtime.clock, LEASE_NAME)
+    await lease.acquire()
+    run_id: int | None = None
+    status = "interrupted"
+    try:
+        async with runtime.sessions() as session:
+            cutoff = months_cutoff(ctx.now, ctx.policy.threads_months)
+            report.held = await expiry.held_tickets(session, cutoff, ctx.today)
+        run_id = await start_run(runtime.sessions, report, runtime.clock.now(), trigger)
+        await _expire_threads(runtime, ctx, report, lease, progress, run_id)
+        await _purge_windows(runtime.sessions, ctx, report, lease, progress)
+        status = "finished"
+    finally:
+        if run_id is not None:
+            finished = runtime.clock.now() if status == "finished" else None
+            await save_run(runtime.sessions, run_id, report, status=status, finished_at=finished)
+        await lease.release()
+    log.info(
+        "retention run %s finished: %s",
+        run_id,
+        {name: tally.count for name, tally in report.categories.items()},
+    )
+    return report
+
+
+async def survey(
+    sessions: async_sessionmaker[AsyncSession], ctx: Context, report: RetentionReport
+) -> None:
+    """Fill `report` with what a run at `ctx.now` would delete; changes nothing."""
+    async with sessions() as session:
+        cutoff = months_cutoff(ctx.now, ctx.policy.threads_months)
+        threads = await expiry.survey_threads(session, cutoff, ctx.today)
+        report.categories["threads"].add(threads.count, threads.oldest, threads.newest)
+        report.held = threads.held
+        for window in row_windows(ctx):
+            tally = await survey_window(session, window)
+            report.categories[window.category].add(tally.count, tally.oldest, tally.newest)
+
+
+async def _expire_threads(
+    runtime: Runtime,
+    ctx: Context,
+    report: RetentionReport,
+    lease: Lease,
+    progress: Progress | None,
+    run_id: int,
+) -> None:
+    cutoff = months_cutoff(ctx.now, ctx.policy.threads_months)
+    position: tuple[datetime, int] | None = None
+    batches = 0
+    while True:
+        async with runtime.sessions() as session:
+            ids, position = await expiry.next_expirable(session, cutoff, ctx.today, position)
+        if position is None:
+            return
+        if ids:
+            async with transaction(runtime.sessions) as session:
+                batch = await expiry.expire_tickets(
+                    session,
+                    runtime.storage,
+                    ids,
+                    data_dir=ctx.data_dir,
+                    cutoff=cutoff,
+                    today=ctx.today,
+                    now=ctx.now,
+                )
+            report.categories["threads"].add(batch.tickets, batch.oldest, batch.newest)
+            report.messages += batch.messages
+            report.files += batch.files
+            if progress is not None:
+                progress("threads", report.categories["threads"].count)
+        await lease.renew()
+        batches += 1
+        if batches % 50 == 0:  # the admin page shows how far a long run has come
+            await save_run(runtime.sessions, run_id, report, status="running")
+
+
+async def _purge_windows(
+    sessions: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    report: RetentionReport,
+    lease: Lease,
+    progress: Progress | None,
+) -> None:
+    windows: list[RowWindow] = row_windows(ctx)
+    failures = sign_in_failures_window(ctx)
+    for window in [*windows, *([failures] if failures else [])]:
+        while True:
+            async with transaction(sessions) as session:
+                purged = await purge_batch(session, window, ctx)
+            if not purged.tally.count:
+                break
+            report.files += purged.files
+            if window.category == "sign_in_failures":
+                report.sign_in_failures += purged.tally.count
+            else:
+                tally = report.categories[window.category]
+                tally.add(purged.tally.count, purged.tally.oldest, purged.tally.newest)
+                if progress is not None:
+                    progress(window.category, tally.count)
+            await lease.renew()
