@@ -21,7 +21,7 @@ from helpdesk.inbound.replies import extract_reply
 from helpdesk.inbound.rules import Classification
 from helpdesk.inbound.sanitise import rewrite_cid_urls
 from helpdesk.inbound.threading import ThreadMatch
-from helpdesk.models import Attachment, InboundMail, Message, OutboundEmail, Ticket
+from helpdesk.models import Attachment, InboundMail, Learner, Message, OutboundEmail, Ticket
 from helpdesk.outbound.automatic import maybe_acknowledge, queue_notice
 from helpdesk.outbound.suppression import record_hard_bounce
 from helpdesk.signing import verify_message_id
@@ -46,16 +46,12 @@ class Filer:
         inbound: InboundMail,
         parsed: ParsedMessage,
         now: datetime,
-        *,
-        learner_id: int | None = None,
     ) -> None:
         self.session = session
         self.runtime = runtime
         self.inbound = inbound
         self.parsed = parsed
         self.now = now
-        # The learner whose address sent this (looked up with the duplicate check).
-        self.learner_id = learner_id
 
     # --- the three outcomes -------------------------------------------------------------
 
@@ -130,7 +126,7 @@ class Filer:
         if not verified:
             notes = [*notes, f"sender unverified: {trust_reason}"]
         ticket = await self._ticket(match.ticket_number) if match else None
-        learner_id = self.learner_id if verified else None
+        learner_id = await self._learner_id() if verified else None
         author = "learner" if learner_id is not None else "unknown"
         if match is not None and ticket is not None and ticket.status != "closed":
             reason = f"{match.rule}; {match.detail}"
@@ -204,6 +200,16 @@ class Filer:
             in_reply_to=" ".join(parsed.in_reply_to) or None,
             references=" ".join(parsed.references[-20:]) or None,
             sender_verified=verified,
+        )
+
+    async def _learner_id(self) -> int | None:
+        """The learner whose address sent this (only asked for verified senders)."""
+        if not self.parsed.from_address:
+            return None
+        return await self.session.scalar(
+            select(col(Learner.id)).where(
+                col(Learner.email_key) == self.parsed.from_address.lower()
+            )
         )
 
     async def _ticket(self, number: int) -> Ticket | None:
