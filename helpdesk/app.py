@@ -33,6 +33,8 @@ from helpdesk.request_logging import request_logging_middleware
 from helpdesk.resources import templates_dir
 from helpdesk.tickets.api import TicketController
 from helpdesk.tickets.attachments import AttachmentController
+from helpdesk.widget.api import widget_api
+from helpdesk.widget.pages import support_router, widget_demo, widget_js
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -64,6 +66,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             TicketController,
             AttachmentController,
             outbound_api,
+            # The learner widget (CORS to HELPDESK_WIDGET_ORIGINS) and the /support form.
+            widget_js,
+            widget_api,
+            support_router,
+            widget_demo,
             # The operator inbox: its own guards (session, CSRF, roles), security headers
             # and HTML error pages (helpdesk.inbox.routes).
             inbox_router,

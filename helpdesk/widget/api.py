@@ -1,0 +1,272 @@
+"""The widget's JSON API (DESIGN §6): thin handlers around `service` and `verification`.
+
+Every conversation endpoint takes `Authorization: Bearer <conversation token>`; a token
+of another conversation is answered exactly like a wrong id (404).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar import Controller, Request, Response, Router, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.bootstrap import Runtime
+from helpdesk.deps import bearer_token
+from helpdesk.error_handlers import error_response
+from helpdesk.errors import ValidationFailed
+from helpdesk.models import Ticket, WidgetConversation
+from helpdesk.outbound.tasks import kick_delivery
+from helpdesk.widget import service, verification
+from helpdesk.widget.cors import widget_cors_middleware
+from helpdesk.widget.events import conversation_events, parse_last_event_id
+from helpdesk.widget.identity import verify_identity
+from helpdesk.widget.limits import Limit, limiter_for
+from helpdesk.widget.schemas import (
+    ConfirmCodeIn,
+    ConversationOut,
+    DisplayedIn,
+    DisplayedOut,
+    IdentityIn,
+    MessageListOut,
+    PostMessageIn,
+    SendCodeIn,
+    StartConversationIn,
+    StartedOut,
+    VerificationOut,
+    WidgetMessageOut,
+    conversation_out,
+    message_out,
+)
+
+# JSON bodies are small; anything larger is refused (413) before it is read.
+MAX_JSON_BYTES = 64 * 1024
+SLOW_DOWN = "You are sending messages very fast. Please wait a moment and try again."
+TOO_MANY_CONVERSATIONS = (
+    "Too many new conversations from your network. Please try again later or email us."
+)
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_honeypot(value: str) -> None:
+    """The hidden field robots fill in: refused with a reason, never silently dropped."""
+    if value.strip():
+        raise ValidationFailed({"website": "Leave this field empty."})
+
+
+def limit_posts(runtime: Runtime, request: Request[Any, Any, Any], conversation: str) -> None:
+    settings, now, limiter = runtime.settings, time.monotonic(), limiter_for(runtime)
+    per_ip = Limit(settings.widget_ip_posts_per_minute, 60, SLOW_DOWN)
+    limiter.hit("post-ip", client_address(request), per_ip, now)
+    if conversation:
+        per_conversation = Limit(settings.widget_posts_per_minute, 60, SLOW_DOWN)
+        limiter.hit("post-conversation", conversation, per_conversation, now)
+
+
+async def authorised(
+    request: Request[Any, Any, Any], session: AsyncSession, conversation_id: str
+) -> WidgetConversation:
+    return await service.find_conversation(session, conversation_id, bearer_token(request))
+
+
+class ConversationController(Controller):
+    path = "/conversations"
+    tags = ["widget"]
+
+    @post(
+        "",
+        summary="Start a conversation (a ticket on channel widget)",
+        status_code=201,
+        request_max_body_size=MAX_JSON_BYTES,
+    )
+    async def start(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        data: StartConversationIn,
+    ) -> StartedOut:
+        check_honeypot(data.website)
+        now = runtime.clock.now()
+        identity = (
+            verify_identity(runtime.settings.widget_secret, data.identity_token, now)
+            if data.identity_token
+            else None
+        )
+        limiter_for(runtime).hit(
+            "start-ip",
+            client_address(request),
+            Limit(runtime.settings.widget_new_conversations_per_hour, 3600, TOO_MANY_CONVERSATIONS),
+            time.monotonic(),
+        )
+        limit_posts(runtime, request, "")
+        started = await service.start_conversation(
+            db_session,
+            name=data.name,
+            email=identity.email if identity else data.email,
+            message=data.message,
+            now=now,
+        )
+        if identity is not None:
+            await verification.verify_identity_token(
+                db_session, started.conversation, identity, now
+            )
+        return StartedOut(conversation_out(started.conversation, started.ticket), started.token)
+
+    @get("/{conversation_id:str}", summary="The conversation's state")
+    async def show(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, conversation_id: str
+    ) -> ConversationOut:
+        conversation = await authorised(request, db_session, conversation_id)
+        ticket = await db_session.get(Ticket, conversation.ticket_id)
+        assert ticket is not None
+        return conversation_out(conversation, ticket)
+
+    @get("/{conversation_id:str}/messages", summary="The learner-visible messages")
+    async def messages(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        conversation_id: str,
+        after: int | None = None,
+    ) -> MessageListOut:
+        conversation = await authorised(request, db_session, conversation_id)
+        rows = await service.visible_messages(db_session, conversation.ticket_id, after=after)
+        return MessageListOut(items=[message_out(m) for m in rows])
+
+    @post(
+        "/{conversation_id:str}/messages",
+        summary="The learner writes",
+        status_code=201,
+        request_max_body_size=MAX_JSON_BYTES,
+    )
+    async def post_message(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        conversation_id: str,
+        data: PostMessageIn,
+    ) -> WidgetMessageOut:
+        check_honeypot(data.website)
+        conversation = await authorised(request, db_session, conversation_id)
+        limit_posts(runtime, request, conversation.public_id)
+        message = await service.post_message(
+            db_session, conversation, data.body, runtime.clock.now()
+        )
+        return message_out(message)
+
+    @post(
+        "/{conversation_id:str}/displayed",
+        summary="Messages the widget has shown",
+        status_code=200,
+        request_max_body_size=MAX_JSON_BYTES,
+    )
+    async def displayed(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        conversation_id: str,
+        data: DisplayedIn,
+    ) -> DisplayedOut:
+        conversation = await authorised(request, db_session, conversation_id)
+        cancelled = await service.mark_displayed(
+            db_session, conversation, data.message, runtime.clock.now()
+        )
+        return DisplayedOut(cancelled_mails=cancelled)
+
+    @get("/{conversation_id:str}/events", summary="Server-Sent Events: new messages")
+    async def events(
+        self, request: Request[Any, Any, Any], runtime: Runtime, conversation_id: str
+    ) -> Stream:
+        # No request-long transaction: the stream opens short sessions as it needs them.
+        async with runtime.sessions() as session:
+            conversation = await authorised(request, session, conversation_id)
+        assert conversation.id is not None
+        last_id = parse_last_event_id(
+            request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+        )
+        return Stream(
+            conversation_events(runtime, conversation.id, conversation.ticket_id, last_id),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
+    @post(
+        "/{conversation_id:str}/verification",
+        summary="Mail a 6-digit code",
+        status_code=202,
+        request_max_body_size=MAX_JSON_BYTES,
+    )
+    async def send_code(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        conversation_id: str,
+        data: SendCodeIn,
+    ) -> Response[VerificationOut]:
+        conversation = await authorised(request, db_session, conversation_id)
+        await verification.send_code(
+            db_session, runtime.settings, conversation, runtime.clock.now(), locale=data.locale
+        )
+        body = VerificationOut(verified=False, detail="We have sent you a code by email.")
+        return Response(body, status_code=202, background=BackgroundTask(kick_delivery, runtime))
+
+    @post(
+        "/{conversation_id:str}/verification/confirm",
+        summary="Check the emailed code",
+        status_code=200,
+        request_max_body_size=MAX_JSON_BYTES,
+    )
+    async def confirm_code(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        conversation_id: str,
+        data: ConfirmCodeIn,
+    ) -> Response[Any]:
+        conversation = await authorised(request, db_session, conversation_id)
+        result = await verification.confirm_code(
+            db_session, runtime.settings, conversation, data.code, runtime.clock.now()
+        )
+        if not result.accepted:
+            # Answered, not raised: the request's transaction must commit the spent try.
+            return error_response(403, "forbidden", result.reason, tries_left=result.tries_left)
+        return Response(VerificationOut(verified=True, detail="Your email address is confirmed."))
+
+    @post(
+        "/{conversation_id:str}/identity",
+        summary="Verify with the platform's identity_token",
+        status_code=200,
+        request_max_body_size=MAX_JSON_BYTES,
+    )
+    async def identity(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        conversation_id: str,
+        data: IdentityIn,
+    ) -> VerificationOut:
+        conversation = await authorised(request, db_session, conversation_id)
+        now = runtime.clock.now()
+        identity = verify_identity(runtime.settings.widget_secret, data.identity_token, now)
+        if conversation.verified_at is None:
+            await verification.verify_identity_token(db_session, conversation, identity, now)
+        return VerificationOut(verified=True, detail="You are signed in.")
+
+
+widget_api = Router(
+    path="/api/v1/widget",
+    route_handlers=[ConversationController],
+    middleware=[widget_cors_middleware],
+)

@@ -1,0 +1,111 @@
+"""JSON shapes of the widget API (DESIGN §6): conversations, messages, verification."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from msgspec import Struct
+
+from helpdesk.models import Message, Ticket, WidgetConversation
+
+
+class StartConversationIn(Struct):
+    name: str
+    email: str
+    message: str
+    identity_token: str | None = None
+    # Honeypot: hidden from people, filled in by form-stuffing robots. Must stay empty.
+    website: str = ""
+
+
+class PostMessageIn(Struct):
+    body: str
+    website: str = ""
+
+
+class DisplayedIn(Struct):
+    """The newest message the widget has shown the learner."""
+
+    message: int
+
+
+class SendCodeIn(Struct):
+    locale: str | None = None
+
+
+class ConfirmCodeIn(Struct):
+    code: str
+
+
+class IdentityIn(Struct):
+    identity_token: str
+
+
+class WidgetAuthorOut(Struct):
+    kind: Literal["learner", "operator"]
+    name: str | None
+
+
+class WidgetMessageOut(Struct):
+    """A chat bubble: the learner's own message or an operator's reply."""
+
+    id: int
+    direction: Literal["inbound", "outbound"]
+    author: WidgetAuthorOut
+    created_at: datetime
+    text: str
+
+
+class ConversationOut(Struct):
+    id: str
+    ticket: int
+    status: str
+    name: str
+    email: str
+    verified: bool
+    verification_method: str | None
+
+
+class StartedOut(Struct):
+    conversation: ConversationOut
+    token: str
+
+
+class MessageListOut(Struct):
+    items: list[WidgetMessageOut]
+    next_cursor: str | None = None
+
+
+class DisplayedOut(Struct):
+    cancelled_mails: int
+
+
+class VerificationOut(Struct):
+    verified: bool
+    detail: str
+
+
+def message_out(message: Message) -> WidgetMessageOut:
+    """A message as the learner sees it (operators by name only, never their address)."""
+    assert message.id is not None
+    inbound = message.direction == "inbound"
+    return WidgetMessageOut(
+        id=message.id,
+        direction="inbound" if inbound else "outbound",
+        author=WidgetAuthorOut(kind="learner" if inbound else "operator", name=message.author_name),
+        created_at=message.created_at,
+        text=message.text if inbound else (message.reply_text or message.text),
+    )
+
+
+def conversation_out(conversation: WidgetConversation, ticket: Ticket) -> ConversationOut:
+    return ConversationOut(
+        id=conversation.public_id,
+        ticket=ticket.number,
+        status=ticket.status,
+        name=conversation.name,
+        email=conversation.email,
+        verified=conversation.verified_at is not None,
+        verification_method=conversation.verification_method,
+    )
