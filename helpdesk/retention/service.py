@@ -112,7 +112,9 @@ async def _expire_threads(
     batches = 0
     while True:
         async with runtime.sessions() as session:
-            ids, position = await expiry.next_expirable(session, cutoff, ctx.today, position)
+            ids, position = await expiry.next_expirable(
+                session, cutoff, ctx.today, position, limit=expiry.BATCH_SIZE
+            )
         if position is None:
             return
         if ids:
