@@ -29,6 +29,8 @@ from helpdesk.error_handlers import EXCEPTION_HANDLERS
 from helpdesk.inbox.routes import inbox_router
 from helpdesk.learners.api import LearnerSyncController
 from helpdesk.outbound.api import outbound_api
+from helpdesk.privacy.api import PrivacyRequestController, TicketPrivacyController
+from helpdesk.privacy.pages import privacy_pages
 from helpdesk.request_logging import request_logging_middleware
 from helpdesk.resources import templates_dir
 from helpdesk.tickets.api import TicketController
@@ -66,6 +68,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             TicketController,
             AttachmentController,
             outbound_api,
+            TicketPrivacyController,
+            PrivacyRequestController,
+            privacy_pages,
             # The learner widget (CORS to HELPDESK_WIDGET_ORIGINS) and the /support form.
             widget_js,
             widget_api,

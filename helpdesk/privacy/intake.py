@@ -19,6 +19,7 @@ from helpdesk.config import Settings
 from helpdesk.errors import Conflict, ValidationFailed
 from helpdesk.models import PrivacyRequest, Ticket
 from helpdesk.models.privacy import KINDS
+from helpdesk.operators.notifications import SETTINGS_INFO_KEY
 from helpdesk.privacy.cases import request_target
 from helpdesk.privacy.deadlines import due_date
 from helpdesk.privacy.verification import ask_for_verification, assess_identity
@@ -78,9 +79,16 @@ async def start_request(
         action = "privacy.request_suggested" if suggested else "privacy.request_started"
     await record_event(session, actor, action, request_target(request), kind=kind)
     if not suggested:
+        settings = settings or _session_settings(session)
         await _assess(session, request, ticket, now=now, actor=actor, settings=settings)
     request.updated_at = now
     return request
+
+
+def _session_settings(session: AsyncSession) -> Settings | None:
+    # Runtime sessions carry the settings in `info` (helpdesk.bootstrap).
+    found = session.info.get(SETTINGS_INFO_KEY)
+    return found if isinstance(found, Settings) else None
 
 
 async def _assess(

@@ -94,6 +94,10 @@ async def send_notice(
         "kind": request.kind,
         "kind_label": KIND_LABELS[mail_locale(locale)][request.kind],
         "due_at": request.extended_until or request.due_at,
+        "decision": None,
+        "fields": [],
+        "held": [],
+        "unknown_requester": request.learner_id is None,
         **(context or {}),
     }
     rendered = render_mail(f"privacy-{template}", locale, {**base, "link_url": link_url or ""})

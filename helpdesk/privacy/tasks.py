@@ -1,0 +1,46 @@
+"""Scheduled privacy work: confirmation links, platform events, finishing erasures, daily
+deadline reminders and hourly clean-up of expired links and exports."""
+
+from __future__ import annotations
+
+from taskiq import TaskiqDepends
+
+from helpdesk.bootstrap import Runtime
+from helpdesk.broker import background_task, provide_runtime
+from helpdesk.db import transaction
+from helpdesk.privacy import scrub, upkeep, webhook
+
+
+@background_task("privacy.send_verifications", schedule=[{"cron": "* * * * *"}])
+async def send_verifications(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
+    """Confirmation links for requests that started without one (e.g. the web form)."""
+    async with transaction(runtime.sessions) as session:
+        return await upkeep.send_pending_verifications(
+            session, runtime.settings, runtime.clock.now()
+        )
+
+
+@background_task("privacy.deliver_platform_events", schedule=[{"cron": "* * * * *"}])
+async def deliver_platform_events(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
+    """Signed webhook events to the course platform, retried with back-off until a 2xx."""
+    return await webhook.deliver_due_events(runtime)
+
+
+@background_task("privacy.finish_erasures", schedule=[{"cron": "* * * * *"}])
+async def finish_erasures(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
+    """Scrub erasure requests whose confirmation mail has gone; compact the database."""
+    return await scrub.finish_erasures(runtime)
+
+
+@background_task("privacy.remind_deadlines", schedule=[{"cron": "0 6 * * *"}])
+async def remind_deadlines(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
+    """Operators hear 7 and 2 days before a privacy request is due."""
+    async with transaction(runtime.sessions) as session:
+        return await upkeep.remind_deadlines(session, runtime.settings, runtime.clock.now())
+
+
+@background_task("privacy.clean_expired_links", schedule=[{"cron": "23 * * * *"}])
+async def clean_expired_links(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
+    """Expired confirmation and export links go, and the export files with them."""
+    async with transaction(runtime.sessions) as session:
+        return await upkeep.clean_expired_links(session, runtime.storage, runtime.clock.now())
