@@ -44,12 +44,13 @@ async def conversation_events(
     ticket_id: int,
     last_id: int | None,
     *,
-    heartbeat: float = HEARTBEAT_SECONDS,
-    lifetime: float = STREAM_SECONDS,
+    heartbeat: float | None = None,
+    lifetime: float | None = None,
 ) -> AsyncIterator[bytes]:
     """The event stream's bytes until the lifetime ends or the client goes away."""
+    heartbeat = heartbeat or HEARTBEAT_SECONDS
     yield b"retry: %d\n\n" % RETRY_MS
-    deadline = time.monotonic() + lifetime
+    deadline = time.monotonic() + (lifetime or STREAM_SECONDS)
     async with runtime.pubsub.subscribe(f"ticket:{ticket_id}") as subscription:
         while True:
             async with runtime.sessions() as session:
