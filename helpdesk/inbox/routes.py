@@ -18,6 +18,7 @@ from helpdesk.errors import HelpdeskError
 from helpdesk.inbox.admin_pages import AdminPages
 from helpdesk.inbox.auth import SignInRequired, login_url
 from helpdesk.inbox.headers import inbox_headers_middleware
+from helpdesk.inbox.live_pages import LivePages
 from helpdesk.inbox.login_pages import SignInController
 from helpdesk.inbox.queue_pages import QueuePages
 from helpdesk.inbox.rendering import page
@@ -65,7 +66,7 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
 
 inbox_router = Router(
     path="/inbox",
-    route_handlers=[SignInController, QueuePages, TicketPages, AdminPages],
+    route_handlers=[SignInController, QueuePages, TicketPages, AdminPages, LivePages],
     middleware=[inbox_headers_middleware],
     exception_handlers={
         SignInRequired: to_sign_in,

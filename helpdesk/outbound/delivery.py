@@ -107,7 +107,7 @@ async def deliver_due(
     progress = await load_progress(runtime, claims)
     unsent: list[ClaimedEmail] = []
     async with runtime.engine.connect() as connection:
-        async with OutcomeWriter(connection, report) as writer:
+        async with OutcomeWriter(connection, report, pubsub=runtime.pubsub) as writer:
             for position, claim in enumerate(claims):
                 if clock() >= claim.lease_until - LEASE_SAFETY_MARGIN:
                     unsent = claims[position:]

@@ -15,7 +15,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, bindparam, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpdesk.adapters.pubsub import PubSub
 from helpdesk.models.types import UtcDateTime
+from helpdesk.outbound.announcements import announce_delivery, tickets_of_replies
 from helpdesk.outbound.attempts import Progress, RecipientOutcome, RowUpdate, next_state
 from helpdesk.outbound.leases import DUE_STATUSES, LOG, OUTBOX, ClaimedEmail
 
@@ -57,10 +59,15 @@ class OutcomeWriter:
     """
 
     def __init__(
-        self, connection: AsyncConnection, report: DeliveryReport, max_pending: int = 16
+        self,
+        connection: AsyncConnection,
+        report: DeliveryReport,
+        max_pending: int = 16,
+        pubsub: PubSub | None = None,
     ) -> None:
         self._connection = connection
         self._report = report
+        self._pubsub = pubsub  # open ticket pages follow their replies' delivery status
         self._queue: asyncio.Queue[_Outcome | None] = asyncio.Queue(max_pending)
         self._task: asyncio.Task[None] | None = None
 
@@ -122,6 +129,10 @@ class OutcomeWriter:
             lines = [_log_line(item, o) for item in written for o in item.outcomes]
             if lines:
                 await self._connection.execute(insert(LOG), lines)
+            ids = [item.claim.id for item in written] if self._pubsub else []
+            tickets = await tickets_of_replies(self._connection, ids)
+        if self._pubsub is not None:
+            await announce_delivery(self._pubsub, tickets)
         for item in written:
             status = item.state.status
             setattr(self._report, status, getattr(self._report, status) + 1)

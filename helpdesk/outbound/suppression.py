@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict
+from helpdesk.live import announce
 from helpdesk.models import OutboundEmail, SuppressedAddress
 
 MAX_REASON = 1000
@@ -138,6 +139,8 @@ async def record_hard_bounce(
     outbound_email.status = "bounced"
     outbound_email.last_reply = reason
     outbound_email.updated_at = now
+    if outbound_email.ticket_id is not None:  # an open ticket page shows "Bounced" live
+        announce(session, f"ticket:{outbound_email.ticket_id}", {"type": "delivery"})
     recipients = [address_key(r) for r in outbound_email.recipients]
     failed = {address_key(r) for r in failed_recipients or ()}
     targets = [r for r in recipients if r in failed] or recipients
