@@ -90,16 +90,14 @@ def wait_for_finished_run(database: Path, worker: object, timeout: float = 60) -
 
 async def test_retention_task_sent_through_redis_is_run_by_a_worker_process(
     redis_url: str,
-    task_queue: str,
-    tmp_path: Path,  # noqa: F811
+    task_queue: str,  # noqa: F811 - the fixture of tests/test_broker.py
+    tmp_path: Path,
 ) -> None:
     database = tmp_path / "worker.db"
     env = {
         "HELPDESK_DATA_DIR": str(tmp_path / "var"),
         "HELPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
     }
-    import os
-
     migrated = run_cli(
         {**{k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}, **env}, "migrate"
     )
