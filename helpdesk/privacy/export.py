@@ -225,7 +225,9 @@ async def _outgoing(session: AsyncSession, ticket_ids: list[int | None]) -> list
             await session.execute(
                 select(col(Ticket.id), col(Ticket.number)).where(col(Ticket.id).in_(ticket_ids))
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     attempts: dict[int, list[dict[str, Any]]] = {}
     for a in await session.scalars(

@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from helpdesk.models import PrivacyRequest
+from helpdesk.models import PrivacyRequest, Ticket
 from helpdesk.tickets.schemas import PrivacyRequestOut
 
 Kind = Literal["access", "rectification", "erasure", "restriction", "objection", "portability"]
 Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
 
-__all__ = ["PrivacyRequestOut", "privacy_request_out"]
+__all__ = ["PrivacyRequestOut", "privacy_request_of", "privacy_request_out"]
 
 
 class PrivacyRequestIn(Struct, forbid_unknown_fields=True):
@@ -63,3 +66,11 @@ def privacy_request_out(request: PrivacyRequest, ticket_number: int) -> PrivacyR
         completed_at=request.completed_at,
         outcome=request.outcome,
     )
+
+
+async def privacy_request_of(session: AsyncSession, ticket: Ticket) -> PrivacyRequestOut | None:
+    """The `privacy_request` of a ticket's detail (DESIGN §8), or None."""
+    request = await session.scalar(
+        select(PrivacyRequest).where(col(PrivacyRequest.ticket_id) == ticket.id)
+    )
+    return privacy_request_out(request, ticket.number) if request is not None else None

@@ -22,6 +22,7 @@ from helpdesk.models import Learner, Message, Ticket
 from helpdesk.models.messages import AUTHOR_KINDS, DIRECTIONS, MACHINE_MARKS
 from helpdesk.models.tickets import CHANNELS
 from helpdesk.operators.notifications import notify_learner_reply
+from helpdesk.privacy.detection import suggest_privacy_request
 from helpdesk.tickets.numbers import allocate_ticket_number
 
 THREAD_RULES = ("message-id", "reply-address", "subject-token", "new")
@@ -232,6 +233,7 @@ async def append_message(
         ticket.updated_at = now
     if draft.is_human_inbound and ticket.assignee_id is not None:
         await notify_learner_reply(session, ticket, message, now=now)
+    await suggest_privacy_request(session, ticket, message, now=now)  # "innsyn", "GDPR"…
     if participants:
         # A new list, so the JSON column is seen as changed.
         ticket.participants = merge_participants(

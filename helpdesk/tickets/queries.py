@@ -32,6 +32,7 @@ from helpdesk.models import (
 )
 from helpdesk.models.tickets import STATUSES
 from helpdesk.operators.service import find_operator
+from helpdesk.privacy.schemas import privacy_request_of
 
 PAGE_SIZE = 25
 
@@ -203,6 +204,7 @@ async def get_ticket_detail(session: AsyncSession, number: int) -> TicketDetail:
         messages=await _message_rows(session, row.ticket),
         enrolments=await _enrolments(session, learner_id),
         orders=await _orders(session, row.ticket, learner_id),
+        privacy_request=await privacy_request_of(session, row.ticket),
     )
 
 
