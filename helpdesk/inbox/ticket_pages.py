@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.bootstrap import Runtime
 from helpdesk.errors import HelpdeskError, ValidationFailed
 from helpdesk.inbox.auth import csrf_checked, current_operator, signed_in
+from helpdesk.inbox.collisions import SEEN_FIELD, newer_learner_messages, seen_message_id
 from helpdesk.inbox.conversation import conversation_items
 from helpdesk.inbox.directory import active_operators
 from helpdesk.inbox.rendering import page, redirect_with_flash
@@ -109,6 +110,10 @@ class TicketPages(Controller):
         form = await request.form()
         body = str(form.get("body") or "")
         ticket = await service.get_ticket(db_session, number)
+        if await newer_learner_messages(db_session, ticket, seen_message_id(form.get(SEEN_FIELD))):
+            return await render_ticket(
+                request, db_session, number, status_code=409, reply_body=body, newer_message=True
+            )
         try:
             await queue_reply(
                 db_session,
