@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
@@ -23,8 +24,10 @@ from helpdesk.inbox.auth import (
     signed_in,
 )
 from helpdesk.inbox.rendering import page, redirect_with_flash
+from helpdesk.inbox.second_factor import make_pending_token, pending_cookie
 from helpdesk.inbox.sessions import end_all_sessions, end_session
-from helpdesk.inbox.signin import SignInRefused, SignInThrottled, sign_in
+from helpdesk.inbox.signin import SignInRefused, SignInThrottled, check_password, open_session
+from helpdesk.operators.second_factor import second_factor_of
 
 
 def _login_page(
@@ -64,18 +67,21 @@ class SignInController(Controller):
     async def login(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, runtime: Runtime
     ) -> Template | Redirect:
-        """Check the password; a new session token every time (an old cookie is ignored)."""
+        """Check the password; then the code if the operator has a second factor.
+
+        A new session token every time (an old cookie is ignored: no session fixation).
+        """
         form = await request.form()
         email = str(form.get("email") or "")[:320]
+        settings, now = runtime.settings, runtime.clock.now()
         try:
-            signed = await sign_in(
+            operator = await check_password(
                 db_session,
                 email,
                 str(form.get("password") or ""),
                 client=request.client.host if request.client else "unknown",
-                secret=runtime.settings.secret_key,
-                now=runtime.clock.now(),
-                user_agent=request.headers.get("user-agent"),
+                secret=settings.secret_key,
+                now=now,
             )
         except SignInThrottled as refusal:
             return _login_page(request, runtime, error=refusal.detail, email=email, status_code=429)
@@ -83,6 +89,21 @@ class SignInController(Controller):
             return _login_page(request, runtime, error=refusal.detail, email=email, status_code=401)
         next_path = str(form.get("next") or "")
         target = next_path if safe_next(next_path) else "/inbox"
+        factor = await second_factor_of(db_session, operator)
+        if factor is not None and factor.confirmed_at is not None:
+            # Half signed in: a short-lived pending token, not a session (inbox.second_factor).
+            pending = make_pending_token(settings.secret_key, operator, factor.last_step, now=now)
+            code_page = "/inbox/login/code" + (f"?next={quote(target, safe='/')}")
+            redirect = Redirect(code_page, status_code=303)
+            redirect.cookies.append(pending_cookie(settings, pending))
+            return redirect
+        signed = await open_session(
+            db_session,
+            operator,
+            secret=settings.secret_key,
+            now=now,
+            user_agent=request.headers.get("user-agent"),
+        )
         redirect = Redirect(target, status_code=303)
         redirect.cookies.append(session_cookie(runtime.settings, signed.token))
         redirect.cookies.append(login_csrf_cookie(runtime.settings, "", max_age=0))

@@ -15,13 +15,17 @@ from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
 from helpdesk.errors import HelpdeskError
+from helpdesk.inbox.account_pages import AccountPages
 from helpdesk.inbox.admin_pages import AdminPages
 from helpdesk.inbox.auth import SignInRequired, login_url
+from helpdesk.inbox.enrolment_pages import SecondFactorPages
 from helpdesk.inbox.headers import inbox_headers_middleware
 from helpdesk.inbox.live_pages import LivePages
 from helpdesk.inbox.login_pages import SignInController
+from helpdesk.inbox.operator_pages import OperatorPages, PasswordSetupPages
 from helpdesk.inbox.queue_pages import QueuePages
 from helpdesk.inbox.rendering import page
+from helpdesk.inbox.second_factor import SecondFactorSignIn
 from helpdesk.inbox.ticket_pages import TicketPages
 
 log = logging.getLogger("helpdesk.inbox")
@@ -66,7 +70,18 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
 
 inbox_router = Router(
     path="/inbox",
-    route_handlers=[SignInController, QueuePages, TicketPages, AdminPages, LivePages],
+    route_handlers=[
+        SignInController,
+        SecondFactorSignIn,
+        PasswordSetupPages,
+        AccountPages,
+        SecondFactorPages,
+        OperatorPages,
+        QueuePages,
+        TicketPages,
+        AdminPages,
+        LivePages,
+    ],
     middleware=[inbox_headers_middleware],
     exception_handlers={
         SignInRequired: to_sign_in,

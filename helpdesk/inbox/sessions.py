@@ -109,3 +109,49 @@ async def end_all_sessions(session: AsyncSession, operator: Operator, *, now: da
         session, actor, "operator.signed_out", actor, sessions=count, everywhere=True
     )
     return count
+
+
+async def active_sessions(
+    session: AsyncSession, operator: Operator, *, now: datetime
+) -> list[OperatorSession]:
+    """The operator's live sessions (signed-in browsers), most recently used first."""
+    rows = await session.scalars(
+        select(OperatorSession)
+        .where(
+            col(OperatorSession.operator_id) == operator.id,
+            col(OperatorSession.revoked_at).is_(None),
+            col(OperatorSession.expires_at) > now,
+        )
+        .order_by(col(OperatorSession.last_seen_at).desc(), col(OperatorSession.id).desc())
+    )
+    return list(rows)
+
+
+async def end_session_by_id(
+    session: AsyncSession, operator: Operator, session_id: int, *, now: datetime
+) -> bool:
+    """Sign out one of the operator's own browsers from the account page (audited)."""
+    row = await session.get(OperatorSession, session_id)
+    if row is None or row.operator_id != operator.id or row.revoked_at is not None:
+        return False
+    row.revoked_at = now
+    actor = f"operator:{operator.id}"
+    await record_event(session, actor, "operator.signed_out", actor, sessions=1, remote=True)
+    return True
+
+
+async def end_other_sessions(
+    session: AsyncSession, operator: Operator, keep_token: str, *, now: datetime
+) -> int:
+    """Revoke every session but this browser's (after a password change); returns how many."""
+    result = await session.execute(
+        update(OperatorSession)
+        .where(
+            col(OperatorSession.operator_id) == operator.id,
+            col(OperatorSession.token_hash) != hash_token(keep_token),
+            col(OperatorSession.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,10 +1,12 @@
-"""Signing in to the inbox: password check, rate limit of failures, audit, new session.
+"""Signing in to the inbox: password, optional second factor, rate limits, audit, session.
 
 Failures are limited per account (5 in 15 minutes) and per client address (20 in 15
 minutes: an office behind one address has several operators). While a limit is reached
 even the right password is refused, so guessing cannot continue at a slower pace
 unnoticed. The counts live in the database (`SignInFailure`), so all web processes agree.
 The audit log gets the operator id (or "unknown"), never the address typed or a password.
+Wrong TOTP or recovery codes count like wrong passwords, against the same limits, and the
+account's failures are only forgotten once *both* steps passed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from helpdesk.audit.service import record_event
 from helpdesk.errors import HelpdeskError
 from helpdesk.inbox.sessions import start_session
 from helpdesk.models import Operator, OperatorSession, SignInFailure
+from helpdesk.operators.second_factor import check_code
 from helpdesk.operators.service import find_operator, hash_password, verify_password
 
 WINDOW = timedelta(minutes=15)
@@ -63,6 +66,78 @@ def failure_key(secret: str, kind: str, value: str) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+async def check_password(
+    session: AsyncSession, email: str, password: str, *, client: str, secret: str, now: datetime
+) -> Operator:
+    """The active operator with this email and password; SignInRefused/Throttled if not.
+
+    The first step of signing in: with a second factor enrolled, `check_second_factor`
+    follows; without one, `open_session`.
+    """
+    account_key = failure_key(secret, "account", email)
+    operator = await find_operator(session, email.strip()) if email.strip() else None
+    actor = f"operator:{operator.id}" if operator else "unknown"
+    await _refuse_if_throttled(
+        session, account_key, failure_key(secret, "client", client), actor, now
+    )
+    valid = verify_password(operator.password_hash if operator else _DUMMY_HASH, password)
+    if operator is None or not valid or not operator.active:
+        reason = "inactive" if operator is not None and valid else "credentials"
+        await _record_failure(session, secret, email, client, actor, reason, now)
+        raise SignInRefused("That email and password do not match an active operator.")
+    return operator
+
+
+async def check_second_factor(
+    session: AsyncSession,
+    operator: Operator,
+    code: str,
+    *,
+    client: str,
+    secret: str,
+    now: datetime,
+) -> str:
+    """The second step: a TOTP or recovery code, rate-limited like passwords.
+
+    Returns how the factor was proven ("totp" or "recovery_code"). A wrong code counts
+    against the same per-account and per-address limits as a wrong password, so a stolen
+    password does not buy unlimited guesses at six digits.
+    """
+    actor = f"operator:{operator.id}"
+    account_key = failure_key(secret, "account", operator.email_key)
+    await _refuse_if_throttled(
+        session, account_key, failure_key(secret, "client", client), actor, now
+    )
+    method = await check_code(session, operator, code, secret_key=secret, now=now)
+    if method is None or not operator.active:
+        await _record_failure(
+            session, secret, operator.email_key, client, actor, "second_factor", now
+        )
+        raise SignInRefused("That code is not right. Check the app and try again.")
+    return method
+
+
+async def open_session(
+    session: AsyncSession,
+    operator: Operator,
+    *,
+    secret: str,
+    now: datetime,
+    user_agent: str | None = None,
+    second_factor: str | None = None,
+) -> SignedIn:
+    """Both steps passed: forget the account's failures and start a brand-new session."""
+    account_key = failure_key(secret, "account", operator.email_key)
+    await session.execute(
+        delete(SignInFailure).where(col(SignInFailure.account_key) == account_key)
+    )
+    token, row = await start_session(session, operator, now=now, user_agent=user_agent)
+    actor = f"operator:{operator.id}"
+    details = {"second_factor": second_factor} if second_factor else {}
+    await record_event(session, actor, "operator.signed_in", actor, session_id=row.id, **details)
+    return SignedIn(operator, token, row)
+
+
 async def sign_in(
     session: AsyncSession,
     email: str,
@@ -73,28 +148,38 @@ async def sign_in(
     now: datetime,
     user_agent: str | None = None,
 ) -> SignedIn:
-    """Check the password and open a new session; SignInRefused or SignInThrottled if not."""
-    account_key = failure_key(secret, "account", email)
-    client_key = failure_key(secret, "client", client)
-    operator = await find_operator(session, email.strip()) if email.strip() else None
-    actor = f"operator:{operator.id}" if operator else "unknown"
+    """Password-only sign-in in one call (operators without a second factor)."""
+    operator = await check_password(session, email, password, client=client, secret=secret, now=now)
+    return await open_session(session, operator, secret=secret, now=now, user_agent=user_agent)
+
+
+async def _refuse_if_throttled(
+    session: AsyncSession, account_key: str, client_key: str, actor: str, now: datetime
+) -> None:
     wait = await _throttled_for(session, account_key, client_key, now)
     if wait:
         await record_event(session, actor, "operator.sign_in_failed", actor, reason="throttled")
         raise SignInThrottled(wait)
-    valid = verify_password(operator.password_hash if operator else _DUMMY_HASH, password)
-    if operator is None or not valid or not operator.active:
-        reason = "inactive" if operator is not None and valid else "credentials"
-        session.add(SignInFailure(account_key=account_key, client_key=client_key, at=now))
-        await session.execute(delete(SignInFailure).where(col(SignInFailure.at) < now - WINDOW))
-        await record_event(session, actor, "operator.sign_in_failed", actor, reason=reason)
-        raise SignInRefused("That email and password do not match an active operator.")
-    await session.execute(
-        delete(SignInFailure).where(col(SignInFailure.account_key) == account_key)
+
+
+async def _record_failure(
+    session: AsyncSession,
+    secret: str,
+    email: str,
+    client: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    session.add(
+        SignInFailure(
+            account_key=failure_key(secret, "account", email),
+            client_key=failure_key(secret, "client", client),
+            at=now,
+        )
     )
-    token, row = await start_session(session, operator, now=now, user_agent=user_agent)
-    await record_event(session, actor, "operator.signed_in", actor, session_id=row.id)
-    return SignedIn(operator, token, row)
+    await session.execute(delete(SignInFailure).where(col(SignInFailure.at) < now - WINDOW))
+    await record_event(session, actor, "operator.sign_in_failed", actor, reason=reason)
 
 
 async def _throttled_for(
