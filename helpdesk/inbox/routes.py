@@ -27,6 +27,7 @@ from helpdesk.inbox.queue_pages import QueuePages
 from helpdesk.inbox.rendering import page
 from helpdesk.inbox.second_factor import SecondFactorSignIn
 from helpdesk.inbox.ticket_pages import TicketPages
+from helpdesk.retention.pages import RETENTION_PAGES
 
 log = logging.getLogger("helpdesk.inbox")
 
@@ -81,6 +82,7 @@ inbox_router = Router(
         TicketPages,
         AdminPages,
         LivePages,
+        *RETENTION_PAGES,
     ],
     middleware=[inbox_headers_middleware],
     exception_handlers={
