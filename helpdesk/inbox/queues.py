@@ -1,33 +1,48 @@
-"""The inbox's queues: named ticket lists with counts, filters and keyset pagination.
+"""The inbox's queues: named ticket lists with counts, filters, search and keyset pages.
 
-The ordering, cursor, status/assignee/text conditions and row shape are those of the
-operator API's list (`helpdesk.tickets.queries`), so a page of a queue and a page of
-`GET /api/v1/tickets` agree; a queue only adds its own condition and the inbox's extra
-filters (channel, tag).
+Rows, cursor and search are those of the operator API's list (`helpdesk.tickets.queries`),
+so a queue page and `GET /api/v1/tickets` agree; a queue adds its own condition (and the
+privacy queue its order: the nearest legal deadline first, so overdue requests lead), and
+the inbox adds two filters (channel, tag). Queues are work lists: closed tickets appear only
+in "All tickets" and in searches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, true, type_coerce
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.adapters.clock import utcnow
 from helpdesk.errors import ValidationFailed
-from helpdesk.models import Message, Operator, Ticket
+from helpdesk.models import Message, Operator, PrivacyRequest, Ticket
+from helpdesk.models.privacy import OPEN_STATUSES as OPEN_PRIVACY
 from helpdesk.models.tickets import CHANNELS
-from helpdesk.tickets import queries
-from helpdesk.tickets.queries import PAGE_SIZE, TicketPage, TicketRow
+from helpdesk.tickets.queries import (
+    BY_ACTIVITY,
+    PAGE_SIZE,
+    Ordering,
+    TicketPage,
+    assignee_condition,
+    keyset_page,
+    status_condition,
+    ticket_rows,
+)
+from helpdesk.tickets.service_levels import ACTIVE_STATUSES
 
-ACTIVE = ("new", "open", "pending")
+WAITING = ("new", "open")
 
 
 @dataclass(frozen=True)
 class Queue:
     key: str
     title: str
+    # Whether the queue shows a count (a count of every ticket ever is not worth a scan).
+    counted: bool = True
 
 
 QUEUES = (
@@ -35,10 +50,12 @@ QUEUES = (
     Queue("mine", "Mine"),
     Queue("open", "All open"),
     Queue("pending", "Pending"),
-    Queue("solved", "Solved"),
+    Queue("breaches", "Breached SLA"),
     Queue("review", "Needs review"),
+    Queue("privacy", "Privacy requests"),
     Queue("machine", "Machine mail"),
-    Queue("all", "All tickets"),
+    Queue("solved", "Solved"),
+    Queue("all", "All tickets", counted=False),
 )
 QUEUE_KEYS = frozenset(q.key for q in QUEUES)
 
@@ -52,23 +69,44 @@ class QueueFilters:
     q: str | None = None
 
 
-def _has_machine_mail() -> ColumnElement[bool]:
-    return exists().where(
-        col(Message.ticket_id) == col(Ticket.id), col(Message.machine).is_not(None)
+def breached(now: datetime) -> ColumnElement[bool]:
+    """An active ticket past its first-response or resolution due time."""
+    return and_(
+        col(Ticket.status).in_(ACTIVE_STATUSES),
+        or_(
+            and_(
+                col(Ticket.first_response_at).is_(None),
+                col(Ticket.first_response_due_at) < now,
+            ),
+            col(Ticket.resolution_due_at) < now,
+        ),
     )
 
 
-def queue_condition(key: str, operator: Operator) -> ColumnElement[bool]:
+def _has_machine_mail() -> ColumnElement[bool]:
+    return and_(
+        col(Ticket.status) != "closed",
+        exists().where(col(Message.ticket_id) == col(Ticket.id), col(Message.machine).is_not(None)),
+    )
+
+
+def _open_privacy_request() -> ColumnElement[bool]:
+    return col(PrivacyRequest.status).in_(OPEN_PRIVACY)
+
+
+def queue_condition(key: str, operator: Operator, now: datetime) -> ColumnElement[bool]:
     """What puts a ticket in a queue (unknown keys are a 422 naming `queue`)."""
     status = col(Ticket.status)
     conditions: dict[str, ColumnElement[bool]] = {
-        "unassigned": and_(col(Ticket.assignee_id).is_(None), status.in_(("new", "open"))),
-        "mine": and_(col(Ticket.assignee_id) == operator.id, status.in_(ACTIVE)),
-        "open": status.in_(("new", "open")),
+        "unassigned": and_(col(Ticket.assignee_id).is_(None), status.in_(WAITING)),
+        "mine": and_(col(Ticket.assignee_id) == operator.id, status.in_(ACTIVE_STATUSES)),
+        "open": status.in_(WAITING),
         "pending": status == "pending",
         "solved": status == "solved",
-        "review": and_(col(Ticket.needs_review).is_(True), status != "closed"),
+        "review": and_(col(Ticket.needs_review).is_(True), status.in_(ACTIVE_STATUSES)),
         "machine": _has_machine_mail(),
+        "breaches": breached(now),
+        "privacy": _open_privacy_request(),
         "all": true(),
     }
     if key not in conditions:
@@ -76,14 +114,39 @@ def queue_condition(key: str, operator: Operator) -> ColumnElement[bool]:
     return conditions[key]
 
 
-async def queue_counts(session: AsyncSession, operator: Operator) -> dict[str, int]:
-    """How many tickets each queue holds, in one query."""
-    columns = [
-        func.count().filter(queue_condition(queue.key, operator)).label(queue.key)
-        for queue in QUEUES
+def _privacy_due() -> ColumnElement[datetime]:
+    return func.coalesce(col(PrivacyRequest.extended_until), col(PrivacyRequest.due_at))
+
+
+async def queue_counts(
+    session: AsyncSession, operator: Operator, now: datetime | None = None
+) -> dict[str, int]:
+    """How many tickets each counted queue holds, in one statement.
+
+    The active queues are counted from one partial index (ix_tickets_active_service);
+    solved, machine mail and privacy from their own small indexes.
+    """
+    at = now or utcnow()
+    status = col(Ticket.status)
+    active = [
+        func.count().filter(queue_condition(key, operator, at)).label(key)
+        for key in ("unassigned", "mine", "open", "pending", "review", "breaches")
     ]
-    row = (await session.execute(select(*columns).select_from(Ticket))).one()
-    return {queue.key: int(row._mapping[queue.key] or 0) for queue in QUEUES}
+    solved = select(func.count()).select_from(Ticket).where(status == "solved")
+    machine = (
+        select(func.count(func.distinct(col(Message.ticket_id))))
+        .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
+        .where(col(Message.machine).is_not(None), status != "closed")
+    )
+    privacy = select(func.count()).select_from(PrivacyRequest).where(_open_privacy_request())
+    statement = select(
+        *active,
+        solved.scalar_subquery().label("solved"),
+        machine.scalar_subquery().label("machine"),
+        privacy.scalar_subquery().label("privacy"),
+    ).where(status.in_(ACTIVE_STATUSES))
+    row = (await session.execute(statement.select_from(Ticket))).one()
+    return {queue.key: int(row._mapping[queue.key] or 0) for queue in QUEUES if queue.counted}
 
 
 async def list_queue(
@@ -94,27 +157,43 @@ async def list_queue(
     filters: QueueFilters,
     cursor: str | None = None,
     limit: int = PAGE_SIZE,
+    now: datetime | None = None,
 ) -> TicketPage:
-    """One page of a queue, newest human activity first (the API list's order and cursor)."""
-    query = queries._ticket_rows().where(queue_condition(queue, operator))
+    """One page of a queue: newest human activity first (privacy: nearest deadline first;
+    a search: best match first, each row with the matched text)."""
+    query = ticket_rows().where(queue_condition(queue, operator, now or utcnow()))
+    ordering: Ordering = BY_ACTIVITY
+    if queue == "privacy":
+        query = query.join(PrivacyRequest, col(PrivacyRequest.ticket_id) == col(Ticket.id))
+        ordering = Ordering("due", (_privacy_due(), col(Ticket.id)), descending=False)
     conditions = [
-        queries._status_condition(filters.status),
-        await queries._assignee_condition(session, operator, filters.assignee),
-        queries._text_condition(filters.q),
+        status_condition(filters.status),
+        await assignee_condition(session, operator, filters.assignee),
         _channel_condition(filters.channel),
         _tag_condition(session, filters.tag),
-        queries._after_cursor(cursor),
     ]
     for condition in conditions:
         if condition is not None:
             query = query.where(condition)
-    query = query.order_by(col(Ticket.last_message_at).desc(), col(Ticket.id).desc()).limit(
-        limit + 1
+    page = await keyset_page(session, query, ordering, cursor=cursor, q=filters.q, limit=limit)
+    if queue == "privacy":
+        page = await _with_privacy_due(session, page)
+    return page
+
+
+async def _with_privacy_due(session: AsyncSession, page: TicketPage) -> TicketPage:
+    ids = [row.ticket.id for row in page.items]
+    due = dict(
+        (
+            await session.execute(
+                select(col(PrivacyRequest.ticket_id), _privacy_due()).where(
+                    col(PrivacyRequest.ticket_id).in_(ids)
+                )
+            )
+        ).tuples()
     )
-    rows = [TicketRow(t, learner, email) for t, learner, email in await session.execute(query)]
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return TicketPage(rows, queries.encode_cursor(rows[-1].ticket) if has_more else None)
+    items = [replace(row, privacy_due_at=due.get(row.ticket.id or 0)) for row in page.items]
+    return TicketPage(items, page.next_cursor)
 
 
 def _channel_condition(channel: str | None) -> ColumnElement[bool] | None:

@@ -57,13 +57,17 @@ class TicketController(Controller):
             str | None, Parameter(description="me, none, or an operator's email")
         ] = None,
         q: Annotated[
-            str | None, Parameter(description="text in the subject, requester or messages")
+            str | None,
+            Parameter(
+                description="full-text search of subject, addresses and message text; "
+                "results best match first, each with `search` (rank, snippet)"
+            ),
         ] = None,
         cursor: Annotated[
             str | None, Parameter(description="next_cursor of the previous page")
         ] = None,
     ) -> TicketListOut:
-        """Newest human activity first, 25 a page."""
+        """Newest human activity first (a search: best match first), 25 a page."""
         page = await queries.list_tickets(
             db_session, operator=operator, status=status, assignee=assignee, q=q, cursor=cursor
         )

@@ -18,8 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# Sundays are weekend days here already; the package can add them as "holidays" too.
-_CALENDAR_OPTIONS = {"include_sundays": False}
 
 
 @dataclass(frozen=True)
@@ -40,8 +38,10 @@ class BusinessHours:
 
     @cached_property
     def _holidays(self) -> holidays.HolidayBase:
-        options = _CALENDAR_OPTIONS if self.country == "NO" else {}
-        return holidays.country_holidays(self.country, **options)
+        if self.country == "NO":
+            # Sundays are weekend days here already; the package can list them too.
+            return holidays.Norway(include_sundays=False)
+        return holidays.country_holidays(self.country)
 
     @property
     def day_length(self) -> timedelta:

@@ -23,6 +23,7 @@ from helpdesk.models.messages import AUTHOR_KINDS, DIRECTIONS, MACHINE_MARKS
 from helpdesk.models.tickets import CHANNELS
 from helpdesk.operators.notifications import notify_learner_reply
 from helpdesk.privacy.detection import suggest_privacy_request
+from helpdesk.tickets import service_levels
 from helpdesk.tickets.numbers import allocate_ticket_number
 
 THREAD_RULES = ("message-id", "reply-address", "subject-token", "new")
@@ -110,6 +111,7 @@ async def change_status(
         return False
     check_transition(ticket, new_status)
     old_status, ticket.status, ticket.updated_at = ticket.status, new_status, now
+    service_levels.record_status(ticket, now)
     details = {"from": old_status, "to": new_status}
     if cause:
         details["cause"] = cause
@@ -166,6 +168,7 @@ async def create_ticket(
         # Non-null for retention even when the first message is machine mail.
         last_message_at=now,
     )
+    service_levels.set_due_times(ticket, service_levels.policy_of(session))
     session.add(ticket)
     await session.flush()
     await record_event(
@@ -231,6 +234,8 @@ async def append_message(
     if draft.is_human:
         ticket.last_message_at = max(ticket.last_message_at, now)
         ticket.updated_at = now
+        if draft.direction == "outbound":
+            service_levels.record_first_response(ticket, now)
     if draft.is_human_inbound and ticket.assignee_id is not None:
         await notify_learner_reply(session, ticket, message, now=now)
     await suggest_privacy_request(session, ticket, message, now=now)  # "innsyn", "GDPR"…

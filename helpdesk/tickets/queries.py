@@ -1,8 +1,8 @@
 """Reading tickets: the filtered, keyset-paginated list and the full ticket detail.
 
-The list is ordered by `last_message_at` desc, then id desc; the cursor is the position of
-the last row shown (base64url JSON), so pages neither repeat nor skip rows while new
-tickets arrive at the top.
+The list is ordered by `last_message_at` desc, then id desc (search results by rank
+first); the cursor is the position of the last row shown (base64url JSON), so pages
+neither repeat nor skip rows while new tickets arrive at the top.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -33,6 +34,7 @@ from helpdesk.models import (
 from helpdesk.models.tickets import STATUSES
 from helpdesk.operators.service import find_operator
 from helpdesk.privacy.schemas import privacy_request_of
+from helpdesk.tickets.search_index import Snippet, parse_query, ranked_hits, snippets
 
 PAGE_SIZE = 25
 
@@ -44,6 +46,11 @@ class TicketRow:
     ticket: Ticket
     learner: Learner | None
     assignee_email: str | None
+    # Set on search results: how well the ticket matched, and the text around the match.
+    rank: float | None = None
+    snippet: Snippet | None = None
+    # Set in the privacy queue: the request's legal deadline (extended, if it was).
+    privacy_due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,27 @@ class TicketDetail:
     privacy_request: Any = field(default=None)
 
 
-def _ticket_rows() -> Select[Ticket, Learner | None, str | None]:
+@dataclass(frozen=True)
+class Ordering:
+    """A list order for keyset pages: sort keys, all ascending or all descending.
+
+    One direction for every key lets the cursor condition be a row comparison,
+    `(last_message_at, id) < (:at, :id)`, which both databases answer from an index.
+    """
+
+    name: str
+    keys: tuple[Any, ...]
+    descending: bool = True
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        return [key.desc() if self.descending else key.asc() for key in self.keys]
+
+
+BY_ACTIVITY = Ordering("activity", (col(Ticket.last_message_at), col(Ticket.id)))
+
+
+def ticket_rows() -> Select[Ticket, Learner | None, str | None]:
+    """Tickets with their learner and assignee's address: the list items' query."""
     return (
         select(Ticket, Learner, col(Operator.email))
         .outerjoin(Learner, col(Learner.id) == col(Ticket.learner_id))
@@ -97,27 +124,59 @@ async def list_tickets(
     """One page of tickets, newest human activity first, filtered as the inbox asks.
 
     `status` may list several statuses separated by commas; `assignee` is `me`, `none` or
-    an operator's email; `q` matches subject, requester and message text (any case).
+    an operator's email; `q` is a full-text search (subject, addresses, message text),
+    whose results come best match first, each with a snippet.
     """
-    query = _ticket_rows()
-    for condition in [
-        _status_condition(status),
-        await _assignee_condition(session, operator, assignee),
-        _text_condition(q),
-        _after_cursor(cursor),
-    ]:
+    conditions = [
+        status_condition(status),
+        await assignee_condition(session, operator, assignee),
+    ]
+    query = ticket_rows()
+    for condition in conditions:
         if condition is not None:
             query = query.where(condition)
-    query = query.order_by(col(Ticket.last_message_at).desc(), col(Ticket.id).desc()).limit(
-        limit + 1
-    )
-    rows = [TicketRow(t, learner, email) for t, learner, email in await session.execute(query)]
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return TicketPage(rows, encode_cursor(rows[-1].ticket) if has_more else None)
+    return await keyset_page(session, query, BY_ACTIVITY, cursor=cursor, q=q, limit=limit)
 
 
-def _status_condition(status: str | None) -> ColumnElement[bool] | None:
+async def keyset_page(
+    session: AsyncSession,
+    query: Select[Ticket, Learner | None, str | None],
+    ordering: Ordering,
+    *,
+    cursor: str | None,
+    q: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> TicketPage:
+    """One page of `query` in `ordering` after `cursor`; with `q`, search results by rank.
+
+    The keys are selected too, so the cursor is the position of the last row shown: pages
+    neither repeat nor skip rows while new tickets arrive at the top.
+    """
+    search = parse_query(q) if q and q.strip() else None
+    if search is not None:
+        if search.is_empty:
+            return TicketPage([], None)
+        hits = ranked_hits(session, search)
+        query = query.join(hits, hits.c.ticket_id == col(Ticket.id))
+        ordering = Ordering("rank", (hits.c.rank, *BY_ACTIVITY.keys))
+    after = after_cursor(cursor, ordering)
+    if after is not None:
+        query = query.where(after)
+    statement = query.add_columns(*ordering.keys).order_by(*ordering.order_by()).limit(limit + 1)
+    found = list(await session.execute(statement))
+    has_more = len(found) > limit
+    found = found[:limit]
+    rank_of = (lambda r: float(r[3])) if search is not None else (lambda r: None)
+    rows = [TicketRow(r[0], r[1], r[2], rank=rank_of(r)) for r in found]
+    if search is not None and rows:
+        found_snippets = await snippets(session, search, [r.ticket.id or 0 for r in rows])
+        rows = [replace(r, snippet=found_snippets.get(r.ticket.id or 0)) for r in rows]
+    next_cursor = encode_cursor(ordering, found[-1][3:]) if has_more else None
+    return TicketPage(rows, next_cursor)
+
+
+def status_condition(status: str | None) -> ColumnElement[bool] | None:
+    """Tickets in one of the comma-separated statuses (422 naming `status` if unknown)."""
     if not status:
         return None
     wanted = [s.strip() for s in status.split(",") if s.strip()]
@@ -127,9 +186,10 @@ def _status_condition(status: str | None) -> ColumnElement[bool] | None:
     return col(Ticket.status).in_(wanted)
 
 
-async def _assignee_condition(
+async def assignee_condition(
     session: AsyncSession, operator: Operator, assignee: str | None
 ) -> ColumnElement[bool] | None:
+    """`me`, `none` or an operator's email (422 naming `assignee` otherwise)."""
     if not assignee:
         return None
     if assignee == "me":
@@ -142,46 +202,45 @@ async def _assignee_condition(
     return col(Ticket.assignee_id) == other.id
 
 
-def _text_condition(q: str | None) -> ColumnElement[bool] | None:
-    """Case-insensitive substring match (full-text search comes with the inbox)."""
-    needle = (q or "").strip().lower()
-    if not needle:
-        return None
-    in_messages = exists().where(
-        col(Message.ticket_id) == col(Ticket.id),
-        func.lower(col(Message.text)).contains(needle, autoescape=True),
-    )
-    return or_(
-        func.lower(col(Ticket.subject)).contains(needle, autoescape=True),
-        func.lower(col(Ticket.requester)).contains(needle, autoescape=True),
-        func.lower(col(Ticket.requester_name)).contains(needle, autoescape=True),
-        in_messages,
-    )
-
-
-def encode_cursor(ticket: Ticket) -> str:
-    """The opaque position just after this ticket in the list order."""
-    position = {"at": ticket.last_message_at.isoformat(), "id": ticket.id}
-    raw = json.dumps(position, separators=(",", ":")).encode()
+def encode_cursor(ordering: Ordering, values: Sequence[Any]) -> str:
+    """The opaque position just after a row with these key values in this order."""
+    keys = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    raw = json.dumps({"o": ordering.name, "k": keys}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _after_cursor(cursor: str | None) -> ColumnElement[bool] | None:
+def after_cursor(cursor: str | None, ordering: Ordering) -> ColumnElement[bool] | None:
+    """The rows after the cursor's position (422 naming `cursor` if it is not one of ours)."""
     if not cursor:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         position = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        at = datetime.fromisoformat(position["at"])
-        ticket_id = int(position["id"])
-        if at.tzinfo is None:
-            raise ValueError("naive time")
+        if position["o"] != ordering.name or len(position["k"]) != len(ordering.keys):
+            raise ValueError("another list's cursor")
+        values = [
+            _key_value(key, value) for key, value in zip(ordering.keys, position["k"], strict=True)
+        ]
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed({"cursor": "not a cursor returned by this list"}) from None
-    return or_(
-        col(Ticket.last_message_at) < at,
-        and_(col(Ticket.last_message_at) == at, col(Ticket.id) < ticket_id),
-    )
+    bound = tuple_(*(literal(v, key.type) for key, v in zip(ordering.keys, values, strict=True)))
+    keys = tuple_(*ordering.keys)
+    return keys < bound if ordering.descending else keys > bound
+
+
+def _key_value(key: Any, value: Any) -> Any:
+    """A cursor value checked against its key's type (times are ISO text with an offset)."""
+    python_type = key.type.python_type
+    if isinstance(value, str) and python_type in (datetime, object):
+        at = datetime.fromisoformat(value)
+        if at.tzinfo is None:
+            raise ValueError("naive time")
+        return at
+    if python_type is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if python_type is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError("wrong type")
 
 
 async def ticket_row(session: AsyncSession, ticket: Ticket) -> TicketRow:
@@ -193,7 +252,7 @@ async def ticket_row(session: AsyncSession, ticket: Ticket) -> TicketRow:
 
 async def get_ticket_detail(session: AsyncSession, number: int) -> TicketDetail:
     """The ticket with its messages (oldest first), learner, enrolments and orders."""
-    found = (await session.execute(_ticket_rows().where(col(Ticket.number) == number))).first()
+    found = (await session.execute(ticket_rows().where(col(Ticket.number) == number))).first()
     if found is None:
         raise NotFound(f"No ticket #{number}.")
     ticket, learner, assignee_email = found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from msgspec import UNSET, UnsetType
+
 from helpdesk.models import Attachment, Enrolment, Learner, Message
 from helpdesk.tickets.queries import MessageRow, OrderRow, TicketDetail, TicketPage, TicketRow
 from helpdesk.tickets.schemas import (
@@ -11,7 +13,9 @@ from helpdesk.tickets.schemas import (
     LearnerOut,
     MessageOut,
     OrderOut,
+    SearchMatchOut,
     TicketDetailOut,
+    TicketListItemOut,
     TicketListOut,
     TicketOut,
 )
@@ -47,9 +51,23 @@ def ticket_out(row: TicketRow) -> TicketOut:
 
 
 def ticket_list_out(page: TicketPage) -> TicketListOut:
-    """One page of the ticket list with the cursor of the next."""
-    items = [ticket_out(row) for row in page.items]
+    """One page of the ticket list with the cursor of the next (search results: why)."""
+    items = [
+        TicketListItemOut(**_ticket_fields(row), search=_search_match(row))  # type: ignore[arg-type]
+        for row in page.items
+    ]
     return TicketListOut(items=items, next_cursor=page.next_cursor)
+
+
+def _search_match(row: TicketRow) -> SearchMatchOut | UnsetType:
+    if row.rank is None:
+        return UNSET
+    snippet = row.snippet
+    return SearchMatchOut(
+        rank=row.rank,
+        snippet=snippet.text if snippet else None,
+        highlights=snippet.highlights() if snippet else [],
+    )
 
 
 def message_out(row: MessageRow) -> MessageOut:

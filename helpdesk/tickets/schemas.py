@@ -112,8 +112,26 @@ class TicketDetailOut(TicketOut):
     privacy_request: PrivacyRequestOut | None
 
 
+class SearchMatchOut(Struct):
+    """Why a ticket is a search result: its rank (higher is better) and the matched text.
+
+    `highlights` are [start, end) offsets of the matched words in `snippet`; the snippet
+    is null when only the subject, an address or the number matched.
+    """
+
+    rank: float
+    snippet: str | None
+    highlights: list[tuple[int, int]]
+
+
+class TicketListItemOut(TicketOut):
+    """A list item; `search` is there only on the results of a search (`q`)."""
+
+    search: SearchMatchOut | UnsetType = UNSET
+
+
 class TicketListOut(Struct):
-    items: list[TicketOut]
+    items: list[TicketListItemOut]
     next_cursor: str | None
 
 

@@ -24,6 +24,7 @@ from helpdesk.models import Message, Operator, Ticket
 from helpdesk.models.tickets import PRIORITIES, STATUSES
 from helpdesk.operators.notifications import notify_assigned
 from helpdesk.operators.service import find_operator
+from helpdesk.tickets import service_levels
 from helpdesk.tickets.lifecycle import (
     ALLOWED_TRANSITIONS,
     MessageDraft,
@@ -96,6 +97,7 @@ async def update_ticket(
     changed: dict[str, Any] = {}
     if priority is not UNSET and priority != ticket.priority:
         ticket.priority = changed["priority"] = priority
+        service_levels.set_due_times(ticket, service_levels.policy_of(session))
     if assignee_id is not UNSET and assignee_id != ticket.assignee_id:
         ticket.assignee_id = changed["assignee"] = assignee_id
         await notify_assigned(session, ticket, by=operator, now=now)

@@ -1,0 +1,209 @@
+"""Full-text search over tickets: subject, requester, message text and authors' addresses.
+
+The schema is in helpdesk/models/search.py. A query is split into words (letters and
+digits; an address becomes its parts), and every word must match as a word prefix, so
+"kursbe" finds "kursbeviset". PostgreSQL stems each word with the `helpdesk_search`
+configuration (Norwegian) before the prefix match; SQLite FTS5 has no Norwegian stemmer,
+so the words are stemmed here with Snowball's Norwegian stemmer and matched as prefixes:
+"kursbeviset" and "kursbevis" find each other on both.
+
+A ticket's rank is its best match (higher is better): ts_rank with subject > addresses >
+text on PostgreSQL, negated bm25 on SQLite. A number alone also finds the ticket with that
+number. Snippets are made for the shown page only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import snowballstemmer
+from sqlalchemy import Float, Integer, Subquery, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from helpdesk.models.search import SEARCH_CONFIG
+
+MAX_WORDS = 8
+_WORD = re.compile(r"[^\W_]+")
+# Marks around matched words in snippets (control characters never occur in clean text).
+START, STOP = "\x02", "\x03"
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """The words of an operator's search, ready for either database."""
+
+    words: tuple[str, ...]
+    number: int | None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.words
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Matched text around the hit: (text, matched) parts, shown with the matches marked."""
+
+    parts: tuple[tuple[str, bool], ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(part for part, _ in self.parts)
+
+    def highlights(self) -> list[tuple[int, int]]:
+        """Start and end offsets of the matched words in `text`."""
+        spans, at = [], 0
+        for part, matched in self.parts:
+            if matched:
+                spans.append((at, at + len(part)))
+            at += len(part)
+        return spans
+
+
+def parse_query(q: str | None) -> SearchQuery:
+    """The words of a search (lower-cased, at most eight) and a ticket number if it is one."""
+    words = tuple(dict.fromkeys(w.lower()[:64] for w in _WORD.findall(q or "")))[:MAX_WORDS]
+    digits = (q or "").strip().lstrip("#")
+    number = int(digits) if digits.isdigit() and len(digits) < 10 else None
+    return SearchQuery(words, number)
+
+
+@cache
+def _stemmer() -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer("norwegian")
+
+
+def fts5_query(query: SearchQuery) -> str:
+    """An FTS5 MATCH expression: every word's Norwegian stem as a quoted prefix."""
+    terms = []
+    for word in query.words:
+        stem = _stemmer().stemWord(word) if word.isalpha() and len(word) > 3 else word
+        terms.append(f'"{stem}"*')
+    return " ".join(terms)
+
+
+def tsquery_text(query: SearchQuery) -> str:
+    """A to_tsquery() input: every word as a prefix, all required (words are \\w only)."""
+    return " & ".join(f"{word}:*" for word in query.words)
+
+
+def ranked_hits(session: AsyncSession, query: SearchQuery) -> Subquery:
+    """(ticket_id, rank) of every ticket the search matches, one row per ticket."""
+    if session.get_bind().dialect.name == "postgresql":
+        statement = text(_POSTGRES_HITS).bindparams(terms=tsquery_text(query), number=query.number)
+    else:
+        statement = text(_SQLITE_HITS).bindparams(terms=fts5_query(query), number=query.number)
+    return statement.columns(ticket_id=Integer, rank=Float).subquery("hits")
+
+
+_TSQUERY = f"to_tsquery('{SEARCH_CONFIG}', :terms)"
+_POSTGRES_HITS = f"""
+SELECT ticket_id, max(rank) AS rank FROM (
+  SELECT m.ticket_id, ts_rank(m.search_vector, {_TSQUERY})::float8 AS rank
+  FROM messages m WHERE m.search_vector @@ {_TSQUERY}
+  UNION ALL
+  SELECT t.id, ts_rank(t.search_vector, {_TSQUERY})::float8
+  FROM tickets t WHERE t.search_vector @@ {_TSQUERY}
+  UNION ALL
+  SELECT t.id, 1000.0::float8 FROM tickets t WHERE t.number = :number
+) matched GROUP BY ticket_id
+"""
+# bm25() is lower-is-better; negated so that both databases rank higher-is-better.
+_SQLITE_HITS = """
+SELECT ticket_id, max(rank) AS rank FROM (
+  SELECT m.ticket_id AS ticket_id, -bm25(message_search, 1.0, 2.0, 2.0) AS rank
+  FROM message_search JOIN messages m ON m.id = message_search.rowid
+  WHERE message_search MATCH :terms
+  UNION ALL
+  SELECT ticket_search.rowid, -bm25(ticket_search, 4.0, 2.0, 2.0)
+  FROM ticket_search WHERE ticket_search MATCH :terms
+  UNION ALL
+  SELECT t.id, 1000.0 FROM tickets t WHERE t.number = :number
+) GROUP BY ticket_id
+"""
+
+
+async def snippets(
+    session: AsyncSession, query: SearchQuery, ticket_ids: Sequence[int]
+) -> dict[int, Snippet]:
+    """The best-matching message text of each ticket, cut around the matched words."""
+    if not ticket_ids or query.is_empty:
+        return {}
+    ids = ",".join(str(int(i)) for i in ticket_ids)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = text(_POSTGRES_SNIPPETS.format(ids=ids)).bindparams(terms=tsquery_text(query))
+    else:
+        statement = text(_SQLITE_SNIPPETS.format(ids=ids)).bindparams(terms=fts5_query(query))
+    found: dict[int, Snippet] = {}
+    for ticket_id, marked in await session.execute(statement):
+        if ticket_id not in found and marked:
+            found[ticket_id] = split_marked(marked)
+    return found
+
+
+_POSTGRES_SNIPPETS = (
+    "SELECT m.ticket_id, ts_headline('"
+    + SEARCH_CONFIG
+    + "', left(m.text, 20000), "
+    + _TSQUERY
+    + """, 'StartSel="\x02", StopSel="\x03", MaxWords=30, MinWords=12')
+FROM messages m
+WHERE m.ticket_id IN ({ids}) AND m.search_vector @@ """
+    + _TSQUERY
+    + """
+ORDER BY m.ticket_id, ts_rank(m.search_vector, """
+    + _TSQUERY
+    + ") DESC, m.id"
+)
+_SQLITE_SNIPPETS = """
+SELECT m.ticket_id, snippet(message_search, 0, char(2), char(3), '…', 24)
+FROM message_search JOIN messages m ON m.id = message_search.rowid
+WHERE message_search MATCH :terms AND m.ticket_id IN ({ids})
+ORDER BY m.ticket_id, bm25(message_search, 1.0, 2.0, 2.0), m.id
+"""
+
+
+def split_marked(marked: str) -> Snippet:
+    """Turn text with START/STOP marks into snippet parts (marks never reach a page)."""
+    parts: list[tuple[str, bool]] = []
+    for index, piece in enumerate(re.split(f"[{START}{STOP}]", " ".join(marked.split()))):
+        if piece:
+            parts.append((piece, index % 2 == 1))
+    return Snippet(tuple(parts))
+
+
+async def optimise(session: AsyncSession) -> None:
+    """Compact the search index so deleted text no longer lingers in it.
+
+    SQLite: FTS5 'optimize' merges the index into one segment, dropping the entries of
+    deleted or changed rows (with secure_delete on, the freed pages are zeroed). Call it
+    after an erasure. PostgreSQL removes dead index entries in (auto)VACUUM, which cannot
+    run inside a transaction; the rows themselves are gone at commit.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        for table in ("ticket_search", "message_search"):
+            await session.execute(text(f"INSERT INTO {table} ({table}) VALUES ('optimize')"))
+
+
+async def rebuild(session: AsyncSession) -> None:
+    """Re-index every ticket and message from the tables (SQLite; PostgreSQL needs none)."""
+    if session.get_bind().dialect.name == "sqlite":
+        for table in ("ticket_search", "message_search"):
+            await session.execute(text(f"INSERT INTO {table} ({table}) VALUES ('rebuild')"))
+
+
+async def purge_deleted(session: AsyncSession) -> None:
+    """After deleting or redacting tickets or messages: make sure no index keeps their words.
+
+    The triggers already removed their entries in the same transaction; this compacts the
+    index (see `optimise`) so that nothing of them stays in the database file either.
+    """
+    await optimise(session)
+
+
+def words_of(queries: Iterable[str]) -> list[str]:
+    """All words of several searches (for highlighting a subject in a template)."""
+    return [word for q in queries for word in parse_query(q).words]
