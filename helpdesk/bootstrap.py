@@ -18,6 +18,7 @@ from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_session_factory
 from helpdesk.live import session_info
 from helpdesk.operators.notifications import settings_info
+from helpdesk.tickets import service_levels
 
 
 @dataclass
@@ -45,10 +46,16 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     return Runtime(
         settings=settings,
         engine=engine,
-        # Sessions publish what they announce after commit (helpdesk.live) and can write
-        # operator notifications (helpdesk.operators.notifications).
+        # Sessions publish what they announce after commit (helpdesk.live), can write
+        # operator notifications (helpdesk.operators.notifications) and know the
+        # service-level policy of new tickets' due times (helpdesk.tickets.service_levels).
         sessions=create_session_factory(
-            engine, info={**session_info(pubsub), **settings_info(settings)}
+            engine,
+            info={
+                **session_info(pubsub),
+                **settings_info(settings),
+                **service_levels.session_info(settings.service_levels),
+            },
         ),
         clock=clock or SystemClock(),
         storage=LocalFileStorage(settings.data_dir / "files"),

@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
+from helpdesk.tickets.service_levels import ServiceLevelPolicy, default_policy, parse_policy
+
 EX_CONFIG = 78
 
 
@@ -110,6 +112,8 @@ class Settings(msgspec.Struct, frozen=True):
     # Not in DESIGN's table: operational knobs with safe defaults.
     acknowledge_new_tickets: bool = True
     max_message_bytes: int = 25 * 1024 * 1024
+    # First-response and resolution targets in business hours (helpdesk.tickets.service_levels).
+    service_levels: ServiceLevelPolicy = msgspec.field(default_factory=default_policy)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     # Bearer token required at /metrics when set (otherwise keep /metrics off the internet).
     metrics_token: str | None = None
@@ -163,6 +167,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         authserv_id=get("AUTHSERV_ID"),
         acknowledge_new_tickets=_parse_switch("HELPDESK_ACKNOWLEDGEMENTS", get("ACKNOWLEDGEMENTS")),
         max_message_bytes=_parse_megabytes("HELPDESK_MAX_MESSAGE_MB", get("MAX_MESSAGE_MB")),
+        service_levels=_parse_service_levels(
+            get("SERVICE_LEVELS"), get("BUSINESS_HOURS"), get("BUSINESS_TIMEZONE")
+        ),
         retention=_parse_retention(env),
         metrics_token=get("METRICS_TOKEN"),
         log_format=_parse_log_format(
@@ -213,6 +220,26 @@ def _parse_retention(env: Mapping[str, str]) -> RetentionSettings:
             raise ConfigError(variable, f"expected a whole number from {low} to {high}")
         values[field] = int(raw)
     return RetentionSettings(**values)
+
+
+def _parse_service_levels(
+    targets: str | None, hours: str | None, zone: str | None
+) -> ServiceLevelPolicy:
+    """HELPDESK_SERVICE_LEVELS, _BUSINESS_HOURS and _BUSINESS_TIMEZONE; defaults if unset."""
+    if targets is None and hours is None and zone is None:
+        return default_policy()
+    checks = (
+        ("HELPDESK_BUSINESS_TIMEZONE", None, None),
+        ("HELPDESK_BUSINESS_HOURS", None, hours),
+        ("HELPDESK_SERVICE_LEVELS", targets, hours),
+    )
+    policy = default_policy()
+    for variable, with_targets, with_hours in checks:
+        try:
+            policy = parse_policy(with_targets, with_hours, zone)
+        except ValueError as exc:
+            raise ConfigError(variable, str(exc)) from None
+    return policy
 
 
 def _parse_switch(variable: str, value: str | None, default: bool = True) -> bool:
