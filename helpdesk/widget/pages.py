@@ -161,7 +161,7 @@ class SupportPages(Controller):
                 runtime, values, notice=refused.detail, status_code=refused.status_code
             )
         signature = _thanks_signature(runtime.settings.secret_key, ticket.number)
-        return Redirect(f"/support/thanks?ticket={ticket.number}&sig={signature}")
+        return Redirect(f"/support/thanks?ticket={ticket.number}&sig={signature}", status_code=303)
 
     @get("/thanks", summary="Confirmation after the form")
     async def thanks(self, runtime: Runtime, ticket: int, sig: str = "") -> Template:
@@ -206,7 +206,7 @@ class SupportPages(Controller):
                 error=next(iter(invalid.fields.values())),
                 status_code=422,
             )
-        return Redirect(f"/support/conversations/{public_id}?sig={sig}")
+        return Redirect(f"/support/conversations/{public_id}?sig={sig}", status_code=303)
 
 
 async def _linked_conversation(
