@@ -27,6 +27,8 @@ THREAD_LABELS = {
     "reply-address": "Threaded by the signed reply address",
     "subject-token": "Threaded by the [#number] in its subject",
     "new": "Started this ticket",
+    "moved": "Moved here by an operator",
+    "split": "Split off by an operator",
 }
 
 

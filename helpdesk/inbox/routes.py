@@ -18,7 +18,9 @@ from helpdesk.errors import HelpdeskError
 from helpdesk.inbox.account_pages import AccountPages
 from helpdesk.inbox.admin_pages import AdminPages
 from helpdesk.inbox.auth import SignInRequired, login_url
+from helpdesk.inbox.canned_pages import CannedReplyPages
 from helpdesk.inbox.enrolment_pages import SecondFactorPages
+from helpdesk.inbox.form_refusals import FormRefused, refused_page
 from helpdesk.inbox.headers import inbox_headers_middleware
 from helpdesk.inbox.live_pages import LivePages
 from helpdesk.inbox.login_pages import SignInController
@@ -26,6 +28,7 @@ from helpdesk.inbox.operator_pages import OperatorPages, PasswordSetupPages
 from helpdesk.inbox.queue_pages import QueuePages
 from helpdesk.inbox.rendering import page
 from helpdesk.inbox.second_factor import SecondFactorSignIn
+from helpdesk.inbox.ticket_actions import TicketActions
 from helpdesk.inbox.ticket_pages import TicketPages
 from helpdesk.retention.pages import RETENTION_PAGES
 
@@ -80,13 +83,16 @@ inbox_router = Router(
         OperatorPages,
         QueuePages,
         TicketPages,
+        TicketActions,
         AdminPages,
+        CannedReplyPages,
         LivePages,
         *RETENTION_PAGES,
     ],
     middleware=[inbox_headers_middleware],
     exception_handlers={
         SignInRequired: to_sign_in,
+        FormRefused: refused_page,
         HelpdeskError: error_page,
         HTTPException: error_page,
         Exception: error_page,

@@ -2,13 +2,15 @@
 
 Each form POSTs (CSRF-checked by the guard), calls the same service as the JSON API and
 redirects back with a flash message (Post/Redirect/Get). A refusal the operator can fix
-re-renders the page with the message and what they typed, so nothing is lost; a reply to
-a suppressed address asks for confirmation ("send anyway") instead of sending.
+re-renders the page with the message and what they typed, so nothing is lost, and rolls
+the request back (`form_refusals`); a reply to a suppressed address asks for confirmation
+("send anyway") instead of sending. The reply form's "Insert" button fills a canned reply
+into the draft without JavaScript.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from litestar import Controller, Request, get, post
 from litestar.background_tasks import BackgroundTask
@@ -18,12 +20,14 @@ from msgspec import UNSET, UnsetType
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.bootstrap import Runtime
-from helpdesk.errors import HelpdeskError, ValidationFailed
+from helpdesk.errors import HelpdeskError
 from helpdesk.inbox.auth import csrf_checked, current_operator, signed_in
 from helpdesk.inbox.collisions import SEEN_FIELD, newer_learner_messages, seen_message_id
 from helpdesk.inbox.conversation import conversation_items
 from helpdesk.inbox.directory import active_operators
+from helpdesk.inbox.form_refusals import error_text, refuse
 from helpdesk.inbox.rendering import page, redirect_with_flash
+from helpdesk.inbox.ticket_context import ticket_page_extras, with_canned_reply
 from helpdesk.models.tickets import PRIORITIES
 from helpdesk.outbound.api import MAX_REQUEST_BYTES
 from helpdesk.outbound.service import UploadedFile, queue_reply
@@ -31,16 +35,11 @@ from helpdesk.outbound.suppression import RecipientsSuppressed
 from helpdesk.outbound.tasks import kick_delivery
 from helpdesk.tickets import queries, service
 from helpdesk.tickets.lifecycle import ALLOWED_TRANSITIONS
+from helpdesk.tickets.links import find_link_candidates
 
 
 def _url(number: int) -> str:
     return f"/inbox/tickets/{number}"
-
-
-def _error_text(error: HelpdeskError) -> str:
-    if isinstance(error, ValidationFailed) and error.fields:
-        return " ".join(f"{field.capitalize()}: {text}." for field, text in error.fields.items())
-    return error.detail
 
 
 async def render_ticket(
@@ -65,9 +64,29 @@ async def render_ticket(
         "reply_body": "",
         "note_body": "",
         "suppressed": None,
+        **await ticket_page_extras(db_session, detail, current_operator(request)),
         **extra,
     }
     return page(request, "inbox/ticket.html", context, status_code=status_code)
+
+
+async def _refuse(
+    request: Request[Any, Any, Any],
+    runtime: Runtime,
+    number: int,
+    refused: HelpdeskError | int,
+    **extra: Any,
+) -> NoReturn:
+    """The ticket page with the refusal (and what was typed); the request rolls back."""
+    if isinstance(refused, HelpdeskError):
+        status, extra["error"] = refused.status_code, error_text(refused)
+    else:
+        status = refused
+
+    async def build(session: AsyncSession) -> Template:
+        return await render_ticket(request, session, number, status_code=status, **extra)
+
+    await refuse(request, runtime, build)
 
 
 async def _uploads(form: FormMultiDict) -> list[UploadedFile]:
@@ -95,9 +114,21 @@ class TicketPages(Controller):
 
     @get("/{number:int}")
     async def show(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, number: int
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        number: int,
+        find: str | None = None,
     ) -> Template:
-        return await render_ticket(request, db_session, number)
+        """The ticket; `find` searches learners and orders to link (learner card)."""
+        extra: dict[str, Any] = {}
+        if find is not None:
+            extra["find_query"] = find
+            try:
+                extra["link_candidates"] = await find_link_candidates(db_session, find)
+            except HelpdeskError as refused:
+                extra["link_error"] = error_text(refused)
+        return await render_ticket(request, db_session, number, **extra)
 
     @post("/{number:int}/reply", status_code=303, request_max_body_size=MAX_REQUEST_BYTES)
     async def reply(
@@ -109,11 +140,18 @@ class TicketPages(Controller):
     ) -> Template | Redirect:
         form = await request.form()
         body = str(form.get("body") or "")
+        if form.get("action") == "insert-canned":
+            return await render_ticket(
+                request,
+                db_session,
+                number,
+                reply_body=await with_canned_reply(
+                    db_session, number, current_operator(request), body, form.get("canned")
+                ),
+            )
         ticket = await service.get_ticket(db_session, number)
         if await newer_learner_messages(db_session, ticket, seen_message_id(form.get(SEEN_FIELD))):
-            return await render_ticket(
-                request, db_session, number, status_code=409, reply_body=body, newer_message=True
-            )
+            await _refuse(request, runtime, number, 409, reply_body=body, newer_message=True)
         try:
             await queue_reply(
                 db_session,
@@ -127,23 +165,11 @@ class TicketPages(Controller):
                 force=form.get("force") == "1",
             )
         except RecipientsSuppressed as held:
-            return await render_ticket(
-                request,
-                db_session,
-                number,
-                status_code=409,
-                reply_body=body,
-                suppressed=held.suppressed,
+            await _refuse(
+                request, runtime, number, 409, reply_body=body, suppressed=held.suppressed
             )
         except HelpdeskError as refused:
-            return await render_ticket(
-                request,
-                db_session,
-                number,
-                status_code=refused.status_code,
-                reply_body=body,
-                error=_error_text(refused),
-            )
+            await _refuse(request, runtime, number, refused, reply_body=body)
         # The task runs after the response, so after this request committed the outbox row.
         kick = BackgroundTask(kick_delivery, runtime)
         return redirect_with_flash(_url(number), "reply-queued", background=kick)
@@ -168,14 +194,7 @@ class TicketPages(Controller):
                 now=runtime.clock.now(),
             )
         except HelpdeskError as refused:
-            return await render_ticket(
-                request,
-                db_session,
-                number,
-                status_code=refused.status_code,
-                note_body=body,
-                error=_error_text(refused),
-            )
+            await _refuse(request, runtime, number, refused, note_body=body)
         return redirect_with_flash(_url(number), "note-added")
 
     @post("/{number:int}/update", status_code=303)
@@ -212,12 +231,6 @@ class TicketPages(Controller):
                 **changes,
             )
         except HelpdeskError as refused:
-            return await render_ticket(
-                request,
-                db_session,
-                number,
-                status_code=refused.status_code,
-                error=_error_text(refused),
-            )
+            await _refuse(request, runtime, number, refused)
         solved = status == "solved" and len([v for v in changes.values() if v is not UNSET]) == 1
         return redirect_with_flash(_url(number), "ticket-solved" if solved else "ticket-updated")
