@@ -19,6 +19,7 @@ ticket that is not solved in time is worth seeing in the breach queue.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -126,6 +127,12 @@ def policy_of(session: Any) -> ServiceLevelPolicy:
     """The policy a session was made with (`session_info`), else the defaults."""
     policy = session.info.get(_SESSION_KEY)
     return policy if isinstance(policy, ServiceLevelPolicy) else default_policy()
+
+
+def promised_response_hours(session: Any, priority: str) -> int:
+    """What the acknowledgement promises: the first-response target in whole business hours."""
+    target = policy_of(session).targets.get(priority) or policy_of(session).targets["normal"]
+    return max(1, math.ceil(target.first_response / timedelta(hours=1)))
 
 
 def set_due_times(ticket: Any, policy: ServiceLevelPolicy) -> None:
