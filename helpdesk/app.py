@@ -27,6 +27,7 @@ from helpdesk.deps import (
 )
 from helpdesk.error_handlers import EXCEPTION_HANDLERS
 from helpdesk.inbox.routes import inbox_router
+from helpdesk.inbox.service_level_display import install_template_globals
 from helpdesk.learners.api import LearnerSyncController
 from helpdesk.outbound.api import outbound_api
 from helpdesk.privacy.api import PrivacyRequestController, TicketPrivacyController
@@ -96,7 +97,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
         ),
-        template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=templates_dir(),
+            engine=JinjaTemplateEngine,
+            engine_callback=install_template_globals,
+        ),
         # Logging is configured by the process entry point (helpdesk.redaction), not by
         # Litestar, so every record passes the address-redacting filter.
         logging_config=None,
