@@ -7,6 +7,7 @@ nothing then (the request's transaction rolls back), and lands in the audit log.
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 from typing import Any
 
@@ -363,7 +364,8 @@ async def test_canned_reply_is_inserted_without_javascript_with_variables_filled
         session.add(
             CannedReply(
                 title="Kursbevis",
-                body="Hei {first_name}! Sak {ticket_number} gjelder {learner_name}. {unknown} Mvh {operator_name}",
+                body="Hei {first_name}! Sak {ticket_number} gjelder {learner_name}. "
+                "{unknown} Mvh {operator_name}",
             )
         )
         ticket, _ = await tickets.create_ticket(
@@ -392,8 +394,6 @@ async def test_canned_reply_is_inserted_without_javascript_with_variables_filled
         "Takk for meldingen.\n\nHei {operator_name}! Sak "
         f"{ticket.number} gjelder {hostile_name}. {{unknown}} Mvh Kari Agent"
     )
-    import html
-
     assert f">{html.escape(expected, quote=False)}</textarea>" in page.text.replace("&#39;", "'")
     assert "<script>alert(1)</script>" not in page.text
     assert "49" not in page.text.split("reply-body")[1].split("</textarea>")[0]

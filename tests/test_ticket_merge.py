@@ -20,7 +20,7 @@ from helpdesk.db import transaction
 from helpdesk.errors import Conflict, NotFound
 from helpdesk.inbound.pipeline import ingest_raw
 from helpdesk.live import wait_for_published
-from helpdesk.models import AuditEvent, Message, Operator, Ticket, TicketOrder
+from helpdesk.models import AuditEvent, Message, Operator, PrivacyRequest, Ticket, TicketOrder
 from helpdesk.signing import make_message_id, make_reply_address
 from helpdesk.tickets import service
 from helpdesk.tickets.merge import merge_tickets
@@ -153,13 +153,16 @@ async def test_later_replies_to_a_merged_ticket_land_in_the_ticket_it_was_merged
     assert (await _ticket(runtime, first.ticket)).status == "closed"
 
 
-@pytest.mark.parametrize("case", ["itself", "closed target", "widget source"])
+@pytest.mark.parametrize("case", ["itself", "closed target", "widget source", "privacy case"])
 async def test_merge_refusals_change_nothing(
     runtime: Runtime, operator: Operator, case: str
 ) -> None:
     source = await add_ticket(runtime, channel="widget" if case == "widget source" else "email")
     target = await add_ticket(runtime, status="closed" if case == "closed target" else None)
     into = source.number if case == "itself" else target.number
+    if case == "privacy case":
+        async with transaction(runtime.sessions) as session:
+            session.add(PrivacyRequest(ticket_id=source.id, kind="erasure", due_at=LATER))
     with pytest.raises(Conflict):
         await _merge(runtime, source.number, into, operator)
     assert len(await _messages(runtime, source.number)) == 1

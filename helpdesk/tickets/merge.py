@@ -18,7 +18,7 @@ from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict
-from helpdesk.models import Message, Operator, Ticket, TicketMerge, TicketOrder
+from helpdesk.models import Message, Operator, PrivacyRequest, Ticket, TicketMerge, TicketOrder
 from helpdesk.tickets.lifecycle import change_status, merge_participants, target
 from helpdesk.tickets.moves import (
     actor_of,
@@ -42,6 +42,7 @@ async def merge_tickets(
 ) -> Ticket:
     """Merge `source` into `destination`; returns the destination. Audited and announced."""
     _check_mergeable(source, destination)
+    await _check_privacy_case(session, source, destination)
     assert source.id is not None and destination.id is not None
     message_ids = list(
         await session.scalars(select(col(Message.id)).where(col(Message.ticket_id) == source.id))
@@ -105,6 +106,16 @@ def _check_mergeable(source: Ticket, destination: Ticket) -> None:
         # The learner's chat window belongs to the widget ticket; it must stay the survivor.
         raise Conflict(
             f"#{source.number} is a chat-widget conversation: merge #{destination.number} "
+            f"into #{source.number} instead."
+        )
+
+
+async def _check_privacy_case(session: AsyncSession, source: Ticket, destination: Ticket) -> None:
+    """A privacy case belongs to one ticket (its deadline runs there): that ticket survives."""
+    query = select(col(PrivacyRequest.id)).where(col(PrivacyRequest.ticket_id) == source.id)
+    if await session.scalar(query) is not None:
+        raise Conflict(
+            f"#{source.number} has a privacy request: merge #{destination.number} "
             f"into #{source.number} instead."
         )
 
