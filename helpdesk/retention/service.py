@@ -9,7 +9,9 @@ Stopped anywhere, the next run simply carries on; a finished run leaves nothing 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -33,6 +35,9 @@ from helpdesk.retention.windows import (
 log = logging.getLogger("helpdesk.retention")
 
 LEASE_NAME = "retention"
+# After each batch the run rests this many times as long as the batch took, leaving the
+# database (and, on a small machine, the CPU) to the inbox in between; see bench/RESULTS.md.
+REST_RATIO = 1.0
 # Progress: (category, how many removed so far in it).
 Progress = Callable[[str, int], None]
 
@@ -118,6 +123,7 @@ async def _expire_threads(
         if position is None:
             return
         if ids:
+            started = time.perf_counter()
             async with transaction(runtime.sessions) as session:
                 batch = await expiry.expire_tickets(
                     session,
@@ -133,6 +139,7 @@ async def _expire_threads(
             report.files += batch.files
             if progress is not None:
                 progress("threads", report.categories["threads"].count)
+            await _rest(started)
         await lease.renew()
         batches += 1
         if batches % 50 == 0:  # the admin page shows how far a long run has come
@@ -150,6 +157,7 @@ async def _purge_windows(
     failures = sign_in_failures_window(ctx)
     for window in [*windows, *([failures] if failures else [])]:
         while True:
+            started = time.perf_counter()
             async with transaction(sessions) as session:
                 purged = await purge_batch(session, window, ctx)
             if not purged.tally.count:
@@ -163,3 +171,10 @@ async def _purge_windows(
                 if progress is not None:
                     progress(window.category, tally.count)
             await lease.renew()
+            await _rest(started)
+
+
+async def _rest(started: float) -> None:
+    """Pause in proportion to the batch just done (REST_RATIO)."""
+    if REST_RATIO > 0:
+        await asyncio.sleep((time.perf_counter() - started) * REST_RATIO)
