@@ -1,4 +1,8 @@
-"""The queues page `/inbox`: queue tabs with counts, search, filters, keyset pages."""
+"""The queues page `/inbox`: queue tabs with counts, search, filters, keyset pages.
+
+A search without a queue looks at every ticket, best match first, each row with the
+matched text; service-level due times and privacy deadlines are on the rows.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.errors import ValidationFailed
-from helpdesk.inbox.auth import csrf_checked, current_operator, signed_in
+from helpdesk.inbox.auth import csrf_checked, current_operator, runtime_of, signed_in
 from helpdesk.inbox.directory import active_operators
 from helpdesk.inbox.queues import QUEUES, QueueFilters, list_queue, queue_counts
 from helpdesk.inbox.rendering import page
@@ -51,10 +55,11 @@ class QueuePages(Controller):
             q=_clean(q),
         )
         key = queue or ("all" if filters.q else "open")
+        now = runtime_of(request).clock.now()
         error = None
         try:
             tickets = await list_queue(
-                db_session, operator=operator, queue=key, filters=filters, cursor=cursor
+                db_session, operator=operator, queue=key, filters=filters, cursor=cursor, now=now
             )
         except ValidationFailed as failure:
             error = "; ".join(f"{field}: {text}" for field, text in failure.fields.items())
@@ -66,7 +71,7 @@ class QueuePages(Controller):
             {
                 "queues": QUEUES,
                 "current": key,
-                "counts": await queue_counts(db_session, operator),
+                "counts": await queue_counts(db_session, operator, now),
                 "page": tickets,
                 "filters": filters,
                 "error": error,

@@ -56,5 +56,11 @@ def service_level_views(ticket: Any, now: datetime | None = None) -> list[DueVie
 
 
 def install_template_globals(engine: Any) -> None:
-    """Litestar `engine_callback`: make `service_levels(ticket)` available to templates."""
+    """Litestar `engine_callback`: `service_levels(ticket)` and `is_past(moment)` in templates."""
     engine.engine.globals["service_levels"] = service_level_views
+    engine.engine.globals["is_past"] = is_past
+
+
+def is_past(moment: datetime | None) -> bool:
+    """True once `moment` has come (an overdue privacy request, say)."""
+    return moment is not None and moment <= datetime.now(UTC)
