@@ -64,9 +64,7 @@ async def test_streams_need_an_inbox_session(client: httpx.AsyncClient, runtime:
 
     ticket_events = await client.get(f"/inbox/tickets/{ticket.number}/events")
     queue_events = await client.get("/inbox/events")
-    forged = await client.get(
-        "/inbox/events", headers={"cookie": "helpdesk_session=not-a-session"}
-    )
+    forged = await client.get("/inbox/events", headers={"cookie": "helpdesk_session=not-a-session"})
 
     for response in (ticket_events, queue_events, forged):
         assert response.status_code == 401
@@ -264,9 +262,7 @@ async def test_a_reply_after_a_newer_learner_message_asks_for_confirmation(
     if confirm:
         again = re.search(r'name="seen_message" value="(\d+)"', held.text)
         assert again is not None and int(again[1]) > int(seen[1])
-        sent = await signed_in.post(
-            f"{page_url}/reply", data=fields | {"seen_message": again[1]}
-        )
+        sent = await signed_in.post(f"{page_url}/reply", data=fields | {"seen_message": again[1]})
         assert sent.status_code == 303
         assert await _replies(runtime, ticket) == 1
 
