@@ -44,6 +44,7 @@ async def test_retention_runs_daily_at_03_15_oslo_time_and_the_outbox_every_minu
     assert retention == {"cron": "15 3 * * *", "offset": "Europe/Oslo", "id": "retention-daily"}
     assert schedules["outbound.deliver_outbox"]["cron"] == "* * * * *"
     assert schedules["retention.close_solved_tickets"]["cron"] == "40 * * * *"
+    assert schedules["retention.purge_short_windows"]["cron"] == "5 * * * *"
     summer, winter = (
         datetime(2026, 7, 1, 1, 15, tzinfo=UTC),
         datetime(2026, 1, 15, 2, 15, tzinfo=UTC),

@@ -25,7 +25,7 @@ from helpdesk.models.outbound import DeliveryAttempt
 from helpdesk.models.widget import VerificationCode, WidgetConversation
 from helpdesk.operators import service as operators
 from helpdesk.retention.closing import close_quiet_solved_tickets
-from helpdesk.retention.service import run_retention
+from helpdesk.retention.service import purge_short_windows, run_retention
 from helpdesk.tickets import service as tickets
 from tests.factories import learner_mail
 from tests.retention_factory import NOW, old_ticket
@@ -227,3 +227,14 @@ async def test_solved_ticket_closes_after_seven_quiet_days(runtime: Runtime) -> 
         rows = await session.execute(select(Ticket.number, Ticket.status))
         statuses = dict(rows.all())
     assert statuses == {quiet.number: "closed", recent.number: "solved"}
+
+
+async def test_hourly_clean_up_takes_only_the_short_windows(runtime: Runtime) -> None:
+    await seed_every_window(runtime)
+
+    counts = await purge_short_windows(runtime, now=NOW)
+
+    assert counts == {"one_time_codes": 1, "privacy_links": 1, "exports": 1, "sessions": 1}
+    assert not (runtime.settings.data_dir / "exports/8.zip").exists()
+    assert await count(runtime, DeliveryAttempt) == 2  # the nightly run's business
+    assert await count(runtime, Order) == 2

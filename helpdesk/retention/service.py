@@ -104,6 +104,26 @@ async def survey(
             report.categories[window.category].add(tally.count, tally.oldest, tally.newest)
 
 
+# Windows short enough to be worth enforcing every hour, not only in the nightly run.
+SHORT_WINDOWS = ("one_time_codes", "privacy_links", "exports", "sessions")
+
+
+async def purge_short_windows(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
+    """Delete expired one-time codes, privacy links, export files and ended sessions now."""
+    ctx = _context(runtime, now or runtime.clock.now())
+    counts = dict.fromkeys(SHORT_WINDOWS, 0)
+    for window in row_windows(ctx):
+        if window.category not in counts:
+            continue
+        while True:
+            async with transaction(runtime.sessions) as session:
+                purged = await purge_batch(session, window, ctx)
+            if not purged.tally.count:
+                break
+            counts[window.category] += purged.tally.count
+    return counts
+
+
 async def _expire_threads(
     runtime: Runtime,
     ctx: Context,
