@@ -7,6 +7,10 @@ the admin page, so the privacy policy's promises can be compared with what runs.
 "N months after" means strictly more than N calendar months (UTC), and a day that does not
 exist in the target month becomes its last day: 29 February 2024 + 24 months is
 28 February 2026.
+
+Not a window: suppressed addresses (hard bounces) stay until an operator lifts them, since
+forgetting one would mean mailing a dead mailbox again; they hold an address and the
+relay's reason, no message content.
 """
 
 from __future__ import annotations
