@@ -22,9 +22,13 @@ NOW = T0 + timedelta(days=1)
 KARI = "Kari Nordmann <kari@example.no>"
 
 
-async def mail_in(runtime: Runtime, body: str, *, sender: str = KARI, subject: str = "Personvern", **kw) -> int:
+async def mail_in(
+    runtime: Runtime, body: str, *, sender: str = KARI, subject: str = "Personvern", **kw
+) -> int:
     """A learner's mail through the real ingest pipeline; the ticket number."""
-    result = await ingest_raw(runtime, make_mail(sender=sender, subject=subject, body=body, **kw), "test")
+    result = await ingest_raw(
+        runtime, make_mail(sender=sender, subject=subject, body=body, **kw), "test"
+    )
     assert result.status in ("created", "appended"), result
     assert result.ticket is not None
     return result.ticket
@@ -48,8 +52,12 @@ def text_of(message: EmailMessage) -> str:
 
 
 async def mail_to(runtime: Runtime, address: str) -> list[EmailMessage]:
-    """The mail sent to this address."""
-    return [m for recipients, m in await sent_mail(runtime) if address in recipients]
+    """The mail sent to this address, without acknowledgements (written when they fall due)."""
+    return [
+        m
+        for recipients, m in await sent_mail(runtime)
+        if address in recipients and not str(m["Subject"]).startswith("Auto:")
+    ]
 
 
 def link_in(message: EmailMessage, kind: str) -> str:
@@ -72,7 +80,9 @@ async def request_of(runtime: Runtime, number: int) -> PrivacyRequest | None:
     async with transaction(runtime.sessions) as session:
         ticket = await session.scalar(select(Ticket).where(Ticket.number == number))
         assert ticket is not None
-        return await session.scalar(select(PrivacyRequest).where(PrivacyRequest.ticket_id == ticket.id))
+        return await session.scalar(
+            select(PrivacyRequest).where(PrivacyRequest.ticket_id == ticket.id)
+        )
 
 
 async def audit_actions(runtime: Runtime, prefix: str = "privacy.") -> list[str]:

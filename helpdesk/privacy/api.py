@@ -229,6 +229,7 @@ class PrivacyRequestController(Controller):
         self,
         db_session: AsyncSession,
         operator: Operator,
+        runtime: Runtime,
         now: datetime,
         request_id: int,
         number: int,
@@ -236,6 +237,6 @@ class PrivacyRequestController(Controller):
         request = await service.get_request(db_session, request_id)
         ticket = await tickets.get_ticket(db_session, number)
         await redaction.redact_ticket(
-            db_session, request, ticket, actor=service.actor_of(operator), now=now
+            db_session, runtime.storage, request, ticket, actor=service.actor_of(operator), now=now
         )
         return MentionsOut(tickets=await redaction.pending_mentions(db_session, request))

@@ -102,6 +102,7 @@ async def erase_learner(
         )
         mentions = await record_mentions(
             session,
+            storage,
             request,
             [learner.name, learner.email],
             exclude_ticket_ids={own_ticket.id or 0, *held_ids},

@@ -15,14 +15,17 @@ from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.adapters.storage import FileStorage
 from helpdesk.audit.service import record_event
 from helpdesk.errors import NotFound
-from helpdesk.models import Message, PrivacyRedaction, PrivacyRequest, Ticket
+from helpdesk.models import InboundMail, Message, PrivacyRedaction, PrivacyRequest, Ticket
 from helpdesk.privacy.cases import request_target
-from helpdesk.privacy.purge import ERASED
+from helpdesk.privacy.purge import ERASED, delete_unreferenced_files
 
 MESSAGE_FIELDS = ("text", "reply_text", "html", "author_name", "author_email")
 TICKET_FIELDS = ("subject", "requester_name")
+# `field` of a position in a stored raw message: "raw:<inbound_mail id>", byte offsets.
+RAW_FIELD = "raw:"
 
 
 def _pattern(needles: Sequence[str]) -> re.Pattern[str]:
@@ -35,6 +38,7 @@ def _spans(value: str | None, pattern: re.Pattern[str]) -> list[tuple[int, int]]
 
 async def record_mentions(
     session: AsyncSession,
+    storage: FileStorage,
     request: PrivacyRequest,
     needles: Sequence[str],
     *,
@@ -108,8 +112,37 @@ async def record_mentions(
                     )
                 )
                 found.add(ticket.id)
+    await _record_raw_mentions(session, storage, request, needles, found)
     await session.flush()
     return sorted(found)
+
+
+async def _record_raw_mentions(
+    session: AsyncSession,
+    storage: FileStorage,
+    request: PrivacyRequest,
+    needles: Sequence[str],
+    ticket_ids: set[int],
+) -> None:
+    # The raw mail behind those tickets names the learner too (body, Cc, signature): its
+    # byte positions, so redaction can rewrite the stored message as well.
+    pattern = re.compile(b"|".join(re.escape(n.encode()) for n in needles), re.IGNORECASE)
+    raw_mail = await session.scalars(
+        select(InboundMail).where(col(InboundMail.ticket_id).in_(ticket_ids))
+    )
+    for inbound in raw_mail:
+        if inbound.ticket_id is None or not storage.exists(inbound.storage_path):
+            continue
+        for match in pattern.finditer(storage.read(inbound.storage_path)):
+            session.add(
+                PrivacyRedaction(
+                    request_id=request.id,
+                    ticket_id=inbound.ticket_id,
+                    field=f"{RAW_FIELD}{inbound.id}",
+                    start=match.start(),
+                    stop=match.end(),
+                )
+            )
 
 
 async def pending_mentions(session: AsyncSession, request: PrivacyRequest) -> list[int]:
@@ -128,7 +161,13 @@ async def pending_mentions(session: AsyncSession, request: PrivacyRequest) -> li
 
 
 async def redact_ticket(
-    session: AsyncSession, request: PrivacyRequest, ticket: Ticket, *, actor: str, now: datetime
+    session: AsyncSession,
+    storage: FileStorage,
+    request: PrivacyRequest,
+    ticket: Ticket,
+    *,
+    actor: str,
+    now: datetime,
 ) -> int:
     """Replace every recorded mention in this ticket with "[slettet]"; how many."""
     rows = list(
@@ -146,9 +185,12 @@ async def redact_ticket(
     for row in rows:
         groups.setdefault((row.message_id, row.field), []).append(row)
     for (message_id, field), spans in groups.items():
-        owner = ticket if message_id is None else await session.get(Message, message_id)
-        if owner is not None:
-            _apply(owner, field, spans)
+        if field.startswith(RAW_FIELD):
+            await _redact_raw(session, storage, int(field.removeprefix(RAW_FIELD)), spans)
+        else:
+            owner = ticket if message_id is None else await session.get(Message, message_id)
+            if owner is not None:
+                _apply(owner, field, spans)
         for row in spans:
             row.redacted_at = now
     ticket.updated_at = now
@@ -173,3 +215,19 @@ def _apply(owner: Ticket | Message, field: str, spans: list[PrivacyRedaction]) -
     for row in sorted(spans, key=lambda r: r.start, reverse=True):
         value = value[: row.start] + ERASED + value[row.stop :]
     setattr(owner, field, value)
+
+
+async def _redact_raw(
+    session: AsyncSession, storage: FileStorage, inbound_id: int, spans: list[PrivacyRedaction]
+) -> None:
+    inbound = await session.get(InboundMail, inbound_id)
+    if inbound is None or not storage.exists(inbound.storage_path):
+        return
+    raw = storage.read(inbound.storage_path)
+    for row in sorted(spans, key=lambda r: r.start, reverse=True):
+        raw = raw[: row.start] + ERASED.encode() + raw[row.stop :]
+    old_path = inbound.storage_path
+    stored = storage.put("raw", raw)
+    inbound.storage_path, inbound.sha256, inbound.size = stored.path, stored.sha256, stored.size
+    await session.flush()
+    await delete_unreferenced_files(session, storage, {old_path})
