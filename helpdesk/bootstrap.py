@@ -16,7 +16,7 @@ from helpdesk.adapters.pubsub import PubSub, build_pubsub
 from helpdesk.adapters.storage import FileStorage, LocalFileStorage
 from helpdesk.config import Settings
 from helpdesk.db import create_engine, create_session_factory
-from helpdesk.live import session_info
+from helpdesk.live import session_info, wait_for_published
 from helpdesk.operators.notifications import settings_info
 from helpdesk.tickets import service_levels
 
@@ -35,6 +35,7 @@ class Runtime:
     broker: AsyncBroker | None = None
 
     async def close(self) -> None:
+        await wait_for_published()  # a command's last announcements still reach Redis
         await self.pubsub.close()
         await self.engine.dispose()
 

@@ -37,10 +37,10 @@ class EventStream:
     _buffer: bytes = b""
     ended: bool = False
 
-    async def next(self, timeout: float = 5.0) -> SseEvent:
-        """The next event or comment; fails the test after `timeout` seconds."""
+    async def next(self, within: float = 5.0) -> SseEvent:
+        """The next event or comment; fails the test after `within` seconds."""
         while b"\r\n\r\n" not in self._buffer:
-            chunk = await asyncio.wait_for(self._chunks.get(), timeout)
+            chunk = await asyncio.wait_for(self._chunks.get(), within)
             if chunk == b"":
                 self.ended = True
                 raise EOFError("the stream ended")
@@ -48,9 +48,9 @@ class EventStream:
         block, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
         return _parse(block.decode())
 
-    async def next_named(self, name: str, timeout: float = 5.0) -> SseEvent:
+    async def next_named(self, name: str, within: float = 5.0) -> SseEvent:
         """The next event called `name`, skipping others (presence, heartbeats …)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
             event = await self.next(max(0.01, remaining))

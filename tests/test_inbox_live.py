@@ -129,7 +129,7 @@ async def test_a_reconnecting_page_gets_exactly_the_messages_it_missed(
     async with open_stream(app, path, headers) as stream:
         again = [(await stream.next_named("message")).json()["id"] for _ in range(2)]
         with pytest.raises(TimeoutError):
-            await stream.next_named("message", timeout=0.5)
+            await stream.next_named("message", within=0.5)
 
     assert again == missed
 
@@ -199,14 +199,14 @@ async def test_heartbeats_keep_the_stream_open_until_the_operator_signs_out(
     async with open_stream(app, path, cookie_header(signed_in)) as stream:
         comments = []
         while len(comments) < 2:
-            event = await stream.next(timeout=3)
+            event = await stream.next(within=3)
             if event.comment == "keep-alive":
                 comments.append(event)
         page = await signed_in.get("/inbox")
         await signed_in.post("/inbox/logout", data={"_csrf": csrf_from(page.text)})
-        await stream.next_named("signed-out", timeout=3)
+        await stream.next_named("signed-out", within=3)
         with pytest.raises(EOFError):
-            await stream.next(timeout=3)
+            await stream.next(within=3)
 
 
 async def test_the_queue_page_follows_counts_and_new_tickets(
@@ -237,7 +237,7 @@ async def test_a_deeper_queue_page_follows_counts_only(
     async with open_stream(app, path, cookie_header(signed_in)) as stream:
         assert (await stream.next_named("counts")).json()["open"] == 1
         with pytest.raises(TimeoutError):
-            await stream.next_named("rows", timeout=0.5)
+            await stream.next_named("rows", within=0.5)
 
 
 @pytest.mark.parametrize("confirm", [False, True], ids=["held", "sent-anyway"])

@@ -84,7 +84,7 @@ async def web_processes(runtime: Runtime, redis_url: str) -> AsyncIterator[list[
 async def _people(stream: EventStream, wanted: list[tuple[str, str | None]]) -> None:
     """Wait for the page to be shown exactly these (name, typing) people."""
     while True:
-        people = (await stream.next_named("presence", timeout=10)).json()["people"]
+        people = (await stream.next_named("presence", within=10)).json()["people"]
         if [(person["name"], person["typing"]) for person in people] == wanted:
             return
 
