@@ -95,11 +95,13 @@ async def erase_learner(
     mentions: list[int] = []
     if learner is not None:
         assert learner.id is not None
-        held_ids = list(
-            await session.scalars(
+        held_ids = [
+            ticket_id
+            for ticket_id in await session.scalars(
                 select(col(Ticket.id)).where(col(Ticket.number).in_(plan.held_numbers))
             )
-        )
+            if ticket_id is not None
+        ]
         mentions = await record_mentions(
             session,
             storage,

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -229,7 +229,7 @@ async def _outgoing(session: AsyncSession, ticket_ids: list[int | None]) -> list
         .tuples()
         .all()
     )
-    attempts: dict[int, list[dict[str, Any]]] = {}
+    attempts: dict[int | None, list[dict[str, Any]]] = {}
     for a in await session.scalars(
         select(DeliveryAttempt)
         .where(col(DeliveryAttempt.outbound_email_id).in_([r[0] for r in rows]))
@@ -256,7 +256,7 @@ async def _requests(
     session: AsyncSession, learner: Learner | None, own_ticket: Ticket, tickets: list[Ticket]
 ) -> list[dict[str, Any]]:
     numbers = {t.id: t.number for t in tickets}
-    condition = col(PrivacyRequest.ticket_id).in_(list(numbers))
+    condition: ColumnElement[bool] = col(PrivacyRequest.ticket_id).in_(list(numbers))
     if learner is not None:
         condition = or_(condition, col(PrivacyRequest.learner_id) == learner.id)
     rows = await session.scalars(

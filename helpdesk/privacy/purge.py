@@ -82,7 +82,9 @@ async def delete_inbound_mail(
     await delete_unreferenced_files(session, storage, {row.storage_path for row in rows})
 
 
-async def delete_outbound(session: AsyncSession, settings: Settings, ids: Collection[int]) -> None:
+async def delete_outbound(
+    session: AsyncSession, settings: Settings, ids: Collection[int | None]
+) -> None:
     """Delete outgoing mail rows (the delivery log cascades) and their .eml copies."""
     if not ids:
         return
@@ -93,7 +95,9 @@ async def delete_outbound(session: AsyncSession, settings: Settings, ids: Collec
     await session.execute(delete(OutboundEmail).where(col(OutboundEmail.id).in_(ids)))
 
 
-async def scrub_outbound(session: AsyncSession, settings: Settings, ids: Collection[int]) -> None:
+async def scrub_outbound(
+    session: AsyncSession, settings: Settings, ids: Collection[int | None]
+) -> None:
     """Reduce outgoing mail to a content-free record: kind, dates and delivery status."""
     if not ids:
         return

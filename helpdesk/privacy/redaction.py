@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import ColumnElement, Text, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -53,13 +54,13 @@ async def record_mentions(
     lowered = [n.lower() for n in needles]
     found: set[int] = set()
 
-    def like_any(column: object) -> object:
-        return or_(*(func.lower(column).contains(n, autoescape=True) for n in lowered))  # type: ignore[arg-type]
+    def like_any(column: Any) -> ColumnElement[bool]:
+        return or_(*(func.lower(column).contains(n, autoescape=True) for n in lowered))
 
     messages = await session.scalars(
         select(Message).where(
             col(Message.ticket_id).not_in(exclude_ticket_ids),
-            or_(*(like_any(getattr(Message, f)) for f in MESSAGE_FIELDS)),  # type: ignore[arg-type]
+            or_(*(like_any(getattr(Message, f)) for f in MESSAGE_FIELDS)),
         )
     )
     for message in messages:
@@ -126,6 +127,7 @@ async def _record_raw_mentions(
 ) -> None:
     # The raw mail behind those tickets names the learner too (body, Cc, signature): its
     # byte positions, so redaction can rewrite the stored message as well.
+    assert request.id is not None
     pattern = re.compile(b"|".join(re.escape(n.encode()) for n in needles), re.IGNORECASE)
     raw_mail = await session.scalars(
         select(InboundMail).where(col(InboundMail.ticket_id).in_(ticket_ids))
