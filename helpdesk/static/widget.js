@@ -68,7 +68,7 @@
     ".primary{font:inherit;font-weight:600;padding:9px 16px;border:0;border-radius:8px;background:#0b6e4f;color:#fff;cursor:pointer}",
     ".primary[disabled]{opacity:.6;cursor:default}",
     ".link{background:none;border:0;padding:0;color:#0b6e4f;text-decoration:underline;cursor:pointer;font:inherit}",
-    ".composer{display:flex;gap:8px;padding:10px 12px;border-top:1px solid #dde3ea;background:#fff}",
+    ".composer{display:flex;flex-direction:row;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid #dde3ea;background:#fff}",
     ".composer textarea{flex:1;height:44px}",
     ".notice{margin:0;padding:8px 12px;font-size:14px;background:#fff1d6;color:#6b4600}",
     ".notice:empty{display:none}",
@@ -141,7 +141,9 @@
       el("button", { class: "link", type: "button", text: TEXT.newChat, onclick: forget })
     ])
   ]);
-  panel.addEventListener("keydown", function (event) { if (event.key === "Escape") toggle(false); });
+  root.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && !panel.hidden) toggle(false);
+  });
   root.appendChild(launcher);
   root.appendChild(panel);
 
@@ -171,7 +173,7 @@
     launcher.setAttribute("aria-expanded", String(willOpen));
     if (willOpen) {
       unread = 0; renderBadge();
-      var first = panel.querySelector("input:not([tabindex='-1']),textarea");
+      var first = composer.hidden ? body.querySelector("input,textarea") : composer.querySelector("textarea");
       if (first) first.focus();
       scrollDown(); acknowledge();
     } else {
