@@ -183,15 +183,12 @@ async def list_queue(
 
 async def _with_privacy_due(session: AsyncSession, page: TicketPage) -> TicketPage:
     ids = [row.ticket.id for row in page.items]
-    due = dict(
-        (
-            await session.execute(
-                select(col(PrivacyRequest.ticket_id), _privacy_due()).where(
-                    col(PrivacyRequest.ticket_id).in_(ids)
-                )
-            )
-        ).tuples()
+    found = await session.execute(
+        select(col(PrivacyRequest.ticket_id), _privacy_due()).where(
+            col(PrivacyRequest.ticket_id).in_(ids)
+        )
     )
+    due = {ticket_id: at for ticket_id, at in found}
     items = [replace(row, privacy_due_at=due.get(row.ticket.id or 0)) for row in page.items]
     return TicketPage(items, page.next_cursor)
 
