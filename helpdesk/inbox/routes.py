@@ -25,6 +25,7 @@ from helpdesk.inbox.headers import inbox_headers_middleware
 from helpdesk.inbox.live_pages import LivePages
 from helpdesk.inbox.login_pages import SignInController
 from helpdesk.inbox.operator_pages import OperatorPages, PasswordSetupPages
+from helpdesk.inbox.privacy_pages import PrivacyPages
 from helpdesk.inbox.queue_pages import QueuePages
 from helpdesk.inbox.rendering import page
 from helpdesk.inbox.second_factor import SecondFactorSignIn
@@ -84,6 +85,7 @@ inbox_router = Router(
         QueuePages,
         TicketPages,
         TicketActions,
+        PrivacyPages,
         AdminPages,
         CannedReplyPages,
         LivePages,

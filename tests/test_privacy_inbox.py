@@ -1,0 +1,92 @@
+"""Privacy requests in the operator inbox: the ticket's privacy card, converting a ticket,
+the request page with its actions (CSRF like every inbox form) and the list, overdue first."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from helpdesk.adapters.clock import FrozenClock
+from tests.factories import add_learner_with_history
+from tests.inbox_helpers import add_inbox_operator, post_form, sign_in
+from tests.privacy_flow import NOW, confirm_by_link, link_in, mail_in, mail_to, request_of, text_of
+
+
+@pytest.fixture
+async def signed_in_admin(runtime, client):
+    runtime.clock = FrozenClock(NOW)
+    await add_inbox_operator(runtime, "ada@kurs.example", "Ada Admin", "admin")
+    await sign_in(client, "ada@kurs.example")
+    return client
+
+
+async def test_operator_converts_a_ticket_and_fulfils_a_restriction_in_the_inbox(
+    runtime, signed_in_admin
+) -> None:
+    client = signed_in_admin
+    await add_learner_with_history(runtime, email="kari@example.no")
+    number = await mail_in(runtime, "Hei, kan dere ringe meg om kurset?", subject="Spørsmål")
+    ticket_page = await client.get(f"/inbox/tickets/{number}")
+    assert "Make privacy request" in ticket_page.text
+
+    converted = await post_form(
+        client,
+        f"/inbox/tickets/{number}",
+        f"/inbox/privacy/tickets/{number}/convert",
+        {"kind": "restriction"},
+    )
+    assert converted.status_code == 303
+    request_page = await client.get(converted.headers["location"])
+    assert "Restriction request" in request_page.text
+    assert "Waiting for the learner" in request_page.text
+
+    (verify_mail,) = await mail_to(runtime, "kari@example.no")
+    await confirm_by_link(client, link_in(verify_mail, "verify"))
+    case = await request_of(runtime, number)
+    assert case is not None and case.status == "verified"
+
+    url = f"/inbox/privacy/{case.id}"
+    done = await post_form(client, url, f"{url}/fulfil", {})
+    assert done.status_code == 303
+    assert "Processing restricted" in (await client.get(url)).text
+    assert "Processing restricted" in (await client.get(f"/inbox/tickets/{number}")).text
+    assert "begrenset behandlingen" in text_of((await mail_to(runtime, "kari@example.no"))[-1])
+
+    lifted = await post_form(client, url, f"{url}/lift-restriction", {})
+    assert lifted.status_code == 303
+    assert "Processing restricted" not in (await client.get(f"/inbox/tickets/{number}")).text
+
+
+async def test_inbox_forms_without_csrf_token_are_refused(runtime, signed_in_admin) -> None:
+    client = signed_in_admin
+    number = await mail_in(runtime, "Slett mine opplysninger, takk.")
+    case = await request_of(runtime, number)
+    assert case is not None and case.status == "suggested"
+    refused = await client.post(
+        f"/inbox/privacy/{case.id}/refuse", data={"reason": "Ikke en forespørsel"}
+    )
+    assert refused.status_code == 403
+    assert (await request_of(runtime, number)).status == "suggested"  # type: ignore[union-attr]
+    dismissed = await post_form(
+        client, f"/inbox/privacy/{case.id}", f"/inbox/privacy/{case.id}/refuse", {"reason": "Spam"}
+    )
+    assert dismissed.status_code == 303
+    assert (await request_of(runtime, number)).status == "refused"  # type: ignore[union-attr]
+    assert await mail_to(runtime, "kari.nordmann@example.no") == []  # a dismissal mails nobody
+
+
+async def test_list_shows_overdue_requests_first(runtime, signed_in_admin) -> None:
+    client = signed_in_admin
+    first = await mail_in(runtime, "GDPR: innsyn, takk.", subject="Først")
+    runtime.clock = FrozenClock(NOW + timedelta(days=20))
+    second = await mail_in(
+        runtime, "Jeg vil ha innsyn.", subject="Senere", sender="Ola <ola@example.no>"
+    )
+    runtime.clock = FrozenClock(NOW + timedelta(days=35))
+    await sign_in(client, "ada@kurs.example")  # the first session ran out meanwhile
+    listing = (await client.get("/inbox/privacy")).text
+    assert listing.index(f"#{first}") < listing.index(f"#{second}")
+    assert listing.count("Overdue") == 1
+    extended = await client.get("/inbox/privacy?status=completed")
+    assert "No privacy requests." in extended.text
