@@ -34,6 +34,7 @@ from helpdesk.privacy.api import PrivacyRequestController, TicketPrivacyControll
 from helpdesk.privacy.pages import privacy_pages
 from helpdesk.request_logging import request_logging_middleware
 from helpdesk.resources import templates_dir
+from helpdesk.tickets.actions_api import TicketActionController
 from helpdesk.tickets.api import TicketController
 from helpdesk.tickets.attachments import AttachmentController
 from helpdesk.widget.api import widget_api
@@ -67,6 +68,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             metrics.metrics,
             LearnerSyncController,
             TicketController,
+            TicketActionController,
             AttachmentController,
             outbound_api,
             TicketPrivacyController,

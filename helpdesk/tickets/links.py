@@ -65,6 +65,22 @@ async def find_link_candidates(session: AsyncSession, query: str) -> LinkCandida
     return LinkCandidates(text, list(learners), list(orders))
 
 
+async def learner_by_external_id(session: AsyncSession, external_id: str) -> Learner:
+    """The learner with this course-platform id, or NotFound."""
+    learner = await session.scalar(select(Learner).where(col(Learner.external_id) == external_id))
+    if learner is None:
+        raise NotFound(f"No learner {external_id!r}.")
+    return learner
+
+
+async def order_by_number(session: AsyncSession, number: str) -> Order:
+    """The order with this number, or NotFound."""
+    order = await session.scalar(select(Order).where(col(Order.number) == number))
+    if order is None:
+        raise NotFound(f"No order {number!r}.")
+    return order
+
+
 def _like_prefix(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"{escaped}%"
