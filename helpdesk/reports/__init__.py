@@ -1,0 +1,1 @@
+"""Reports: volume, response times and service-level breaches for a period (issue 5 item 6)."""
