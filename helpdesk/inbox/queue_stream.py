@@ -79,6 +79,7 @@ async def queue_events(watch: QueueWatch) -> AsyncIterator[ServerSentEventMessag
                 if not await still_signed_in(watch.runtime, watch.session_token):
                     yield sse("signed-out", {})
                     return
+                stale = True  # changes by processes that cannot nudge this one
                 yield heartbeat()
                 next_beat = time.monotonic() + HEARTBEAT_SECONDS
 

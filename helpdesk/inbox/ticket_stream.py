@@ -97,7 +97,9 @@ async def ticket_events(
                     if not await still_signed_in(watch.runtime, watch.session_token):
                         yield sse("signed-out", {})
                         return
-                    stale = stale or view.unsettled  # a safety net for a lost delivery nudge
+                    # Also re-read now and then: a change made by a process that could not
+                    # nudge this one (`helpdesk ingest` in the embedded mode, a lost event).
+                    stale = True
                     yield heartbeat()
                     next_beat = now + HEARTBEAT_SECONDS
         finally:

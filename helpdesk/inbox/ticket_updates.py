@@ -18,9 +18,6 @@ from helpdesk.inbox.conversation import DELIVERY_LABELS, ConversationItem, conve
 from helpdesk.models import Attachment, Message, Operator, OutboundEmail, Ticket
 from helpdesk.tickets.queries import MessageRow
 
-# Delivery states that will still change by themselves (the page keeps an eye on them).
-UNSETTLED = frozenset({"queued", "retrying"})
-
 
 @dataclass
 class TicketView:
@@ -28,11 +25,6 @@ class TicketView:
     last_message_id: int
     delivery: dict[int, str] = field(default_factory=dict)
     facts: dict[str, Any] | None = None
-
-    @property
-    def unsettled(self) -> bool:
-        """True while a reply on the page is still queued or retrying."""
-        return any(status in UNSETTLED for status in self.delivery.values())
 
 
 @dataclass(frozen=True)
