@@ -38,6 +38,7 @@ def is_search_object(name: str | None, type_: str, table: str | None = None) -> 
         return (table, name) in SEARCH_COLUMNS
     return type_ == "index" and name in SEARCH_INDEXES
 
+
 POSTGRES_CONFIG = f"""
 DO $$
 BEGIN
