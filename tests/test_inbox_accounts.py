@@ -294,6 +294,48 @@ async def test_changing_the_password_signs_out_other_browsers(runtime: Runtime) 
     await phone.aclose()
 
 
+async def test_a_wrong_current_password_counts_as_a_failed_sign_in(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await add_inbox_operator(runtime)
+    await sign_in(client)
+
+    for _ in range(5):
+        wrong = await post_form(
+            client,
+            "/inbox/account",
+            "/inbox/account/password",
+            {"current": "guess", "password": NEW_PASSWORD, "repeat": NEW_PASSWORD},
+        )
+        assert wrong.status_code == 422 and "not your current password" in wrong.text
+    right_but_late = await post_form(
+        client,
+        "/inbox/account",
+        "/inbox/account/password",
+        {"current": PASSWORD, "password": NEW_PASSWORD, "repeat": NEW_PASSWORD},
+    )
+
+    assert right_but_late.status_code == 429 and "Too many failed sign-ins" in right_but_late.text
+
+
+def test_sessions_are_listed_by_browser_and_system() -> None:
+    from helpdesk.inbox.browsers import browser_label
+
+    firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
+    iphone = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
+        " (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+    )
+    edge = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko)"
+        " Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
+    )
+    assert browser_label(firefox) == "Firefox on Windows"
+    assert browser_label(iphone) == "Safari on iPhone"
+    assert browser_label(edge) == "Edge on macOS"
+    assert browser_label(None) == "Unknown browser"
+
+
 # --- notifications ---------------------------------------------------------------------------
 
 

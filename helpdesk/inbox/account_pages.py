@@ -16,8 +16,10 @@ from helpdesk.audit.service import record_event
 from helpdesk.bootstrap import Runtime
 from helpdesk.errors import ValidationFailed
 from helpdesk.inbox.auth import SESSION_COOKIE, csrf_checked, current_operator, signed_in
+from helpdesk.inbox.browsers import browser_label
 from helpdesk.inbox.rendering import page, redirect_with_flash
 from helpdesk.inbox.sessions import active_sessions, end_other_sessions, end_session_by_id
+from helpdesk.inbox.signin import SignInRefused, SignInThrottled, check_password
 from helpdesk.models import Operator
 from helpdesk.models.operators import MAIL_LOCALES
 from helpdesk.operators.passwords import MIN_PASSWORD_LENGTH, change_password
@@ -54,6 +56,7 @@ async def account_page(
         "current_session_hash": current_hash,
         "min_password_length": MIN_PASSWORD_LENGTH,
         "mail_locales": MAIL_LOCALES,
+        "browser_label": browser_label,
         **extra,
     }
     return page(request, "inbox/account.html", context, status_code=status_code)
@@ -78,12 +81,23 @@ class AccountPages(Controller):
         operator = await operator_row(request, db_session)
         form = await request.form()
         try:
-            await change_password(
+            await check_password(
                 db_session,
-                operator,
+                operator.email,
                 str(form.get("current") or ""),
-                str(form.get("password") or ""),
-                str(form.get("repeat") or ""),
+                client=request.client.host if request.client else "unknown",
+                secret=runtime.settings.secret_key,
+                now=runtime.clock.now(),
+            )
+        except SignInThrottled as refusal:
+            errors = {"current": refusal.detail}
+            return await account_page(request, db_session, runtime, errors=errors, status_code=429)
+        except SignInRefused:
+            errors = {"current": "That is not your current password."}
+            return await account_page(request, db_session, runtime, errors=errors, status_code=422)
+        try:
+            await change_password(
+                db_session, operator, str(form.get("password") or ""), str(form.get("repeat") or "")
             )
         except ValidationFailed as problem:
             return await account_page(

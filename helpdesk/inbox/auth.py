@@ -55,7 +55,13 @@ def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
 
 
 def secure_cookies(settings: Settings) -> bool:
-    """Cookies are `Secure` when the inbox is served over HTTPS (HELPDESK_BASE_URL)."""
+    """Cookies are `Secure` when the inbox is served over HTTPS (HELPDESK_BASE_URL).
+
+    Decided by the configured public address, never by the request: an
+    `X-Forwarded-Proto` header (which anyone can send) cannot drop the flag. The client
+    address used by the per-address sign-in limit is uvicorn's, which takes
+    `X-Forwarded-For` only from the proxies in FORWARDED_ALLOW_IPS (default 127.0.0.1).
+    """
     return settings.base_url.lower().startswith("https://")
 
 
