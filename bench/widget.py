@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -194,7 +193,7 @@ async def measure_replies(
         await asyncio.sleep(1 / rate)
     await asyncio.gather(*tasks)
     deadline = time.perf_counter() + 10
-    while len(arrivals) < replies and time.perf_counter() < deadline:
+    while len(arrivals) < replies and time.perf_counter() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     from_request = [(arrivals[m] - s) * 1000 for m, (s, _) in sent.items() if m in arrivals]
     from_commit = [
