@@ -61,6 +61,16 @@ def _build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=["agent", "admin"], default="agent")
     add.add_argument("--password-stdin", action="store_true")
     add.set_defaults(handler=_operator_add)
+    link = operator_commands.add_parser(
+        "setup-link", help="print a one-time link to choose a password (3 days)"
+    )
+    link.add_argument("email")
+    link.set_defaults(handler=_operator_setup_link)
+    reset = operator_commands.add_parser(
+        "reset-second-factor", help="turn off an operator's two-step sign-in (lost phone)"
+    )
+    reset.add_argument("email")
+    reset.set_defaults(handler=_operator_reset_second_factor)
 
     token = commands.add_parser("token", help="API tokens")
     token_commands = token.add_subparsers(metavar="ACTION")
@@ -137,6 +147,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # which would print query strings; uvicorn's other loggers go through our handler.
         access_log=False,
         log_config=None,
+        # Open live-update streams (inbox and widget SSE) never finish by themselves; a
+        # restart closes them after this many seconds and the browsers reconnect.
+        timeout_graceful_shutdown=5,
     )
     return 0
 
@@ -181,6 +194,44 @@ def _operator_add(settings: Settings, args: argparse.Namespace) -> int:
 
     _run_with_runtime(settings, work)
     print(f"operator {args.email} added as {args.role}", file=sys.stderr)
+    return 0
+
+
+def _operator_setup_link(settings: Settings, args: argparse.Namespace) -> int:
+    """For the first admin, or anyone locked out: a link only the console sees."""
+    from helpdesk.db import transaction
+    from helpdesk.operators import passwords, service
+
+    async def work(runtime: Any) -> str:
+        async with transaction(runtime.sessions) as session:
+            operator = await service.find_operator(session, args.email)
+            if operator is None or not operator.active:
+                raise HelpdeskError("No active operator with that email.")
+            token = await passwords.issue_setup_link(
+                session, operator, by=None, now=runtime.clock.now()
+            )
+            return passwords.setup_link(settings.base_url, token)
+
+    print(_run_with_runtime(settings, work))
+    return 0
+
+
+def _operator_reset_second_factor(settings: Settings, args: argparse.Namespace) -> int:
+    from helpdesk.db import transaction
+    from helpdesk.operators import second_factor, service
+
+    async def work(runtime: Any) -> bool:
+        async with transaction(runtime.sessions) as session:
+            operator = await service.find_operator(session, args.email)
+            if operator is None:
+                raise HelpdeskError("No operator with that email.")
+            return await second_factor.remove_second_factor(session, operator, by_system=True)
+
+    removed = _run_with_runtime(settings, work)
+    print(
+        f"two-step sign-in of {args.email} {'turned off' if removed else 'was not on'}",
+        file=sys.stderr,
+    )
     return 0
 
 

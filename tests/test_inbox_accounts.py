@@ -32,6 +32,7 @@ from tests.inbox_helpers import (
     post_form,
     sign_in,
 )
+from tests.test_cli import embedded_env, run_cli  # noqa: F401
 
 NOW = datetime(2026, 11, 23, 9, 0, 5, tzinfo=UTC)
 NEW_PASSWORD = "a much longer passphrase 2026"
@@ -655,3 +656,25 @@ async def test_admin_resets_a_lost_second_factor(
         a[:3] for a in await audit(runtime)
     ]
     await admin.aclose()
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def test_console_prints_a_setup_link_and_resets_two_step(
+    embedded_env: dict[str, str],  # noqa: F811
+) -> None:
+    assert run_cli(embedded_env, "migrate").returncode == 0
+    added = run_cli(
+        embedded_env, "operator", "add", "eva@kurs.example", "--name", "Eva", "--role", "admin"
+    )
+    assert added.returncode == 0, added.stderr
+
+    link = run_cli(embedded_env, "operator", "setup-link", "eva@kurs.example")
+    unknown = run_cli(embedded_env, "operator", "setup-link", "nobody@kurs.example")
+    reset = run_cli(embedded_env, "operator", "reset-second-factor", "eva@kurs.example")
+
+    assert link.returncode == 0
+    assert re.fullmatch(r"http://127\.0\.0\.1:8000/inbox/welcome/[\w-]{43}\n", link.stdout)
+    assert unknown.returncode == 1 and "No active operator" in unknown.stderr
+    assert reset.returncode == 0 and "was not on" in reset.stderr

@@ -131,23 +131,29 @@ async def remaining_recovery_codes(session: AsyncSession, operator: Operator) ->
 
 
 async def remove_second_factor(
-    session: AsyncSession, operator: Operator, *, by: Operator | None = None
+    session: AsyncSession,
+    operator: Operator,
+    *,
+    by: Operator | None = None,
+    by_system: bool = False,
 ) -> bool:
     """Delete the authenticator and recovery codes (audited); False if there was none.
 
-    `by` is the admin who reset it for the operator; None when they turned it off.
+    `by` is the admin who reset it for the operator, `by_system` the command line; neither
+    when the operator turned it off themselves.
     """
     factor = await second_factor_of(session, operator)
     if factor is None:
         return False
     await session.delete(factor)
     await session.execute(delete(RecoveryCode).where(col(RecoveryCode.operator_id) == operator.id))
-    if by is None:
+    if by is None and not by_system:
         await record_event(
             session, actor(operator), "operator.second_factor_disabled", actor(operator)
         )
     else:
-        await record_event(session, actor(by), "operator.second_factor_reset", actor(operator))
+        who = actor(by) if by is not None else "system"
+        await record_event(session, who, "operator.second_factor_reset", actor(operator))
     return True
 
 
