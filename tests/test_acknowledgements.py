@@ -7,14 +7,21 @@ Auto-Submitted; an operator's reply carries none of those headers.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from mail_factory import make_mail
 from sqlalchemy import select
 
+from helpdesk.adapters.smtp import InMemoryTransport
+from helpdesk.bootstrap import build_runtime
 from helpdesk.db import transaction
+from helpdesk.inbound.pipeline import ingest_raw
 from helpdesk.models import Message, OutboundEmail, Ticket
+from helpdesk.outbound.acknowledgements import write_acknowledgements
 from helpdesk.outbound.automatic import maybe_acknowledge, queue_notice
+from helpdesk.outbound.delivery import deliver_due
 from helpdesk.outbound.suppression import suppress_address
 from tests.factories import T0
 from tests.outbound_factory import (
@@ -30,14 +37,26 @@ from tests.outbound_factory import (
 RFC_3834_HEADERS = ("Auto-Submitted", "X-Auto-Response-Suppress")
 
 
-async def acknowledge(runtime, ticket: Ticket, message: Message, now=T0, **options):
+async def acknowledge(
+    runtime, ticket: Ticket, message: Message, now=T0, *, enabled=True, **writing
+) -> OutboundEmail | None:
+    """Queue the acknowledgement as ingest does, then let the outbox worker write it.
+
+    The row as written, or None when no acknowledgement was queued or the worker refused it.
+    """
     async with transaction(runtime.sessions) as session:
         found_ticket = await session.get(Ticket, ticket.id)
         found_message = await session.get(Message, message.id)
         assert found_ticket is not None and found_message is not None
-        return await maybe_acknowledge(
-            session, runtime.settings, found_ticket, found_message, now, **options
+        queued = await maybe_acknowledge(
+            session, runtime.settings, found_ticket, found_message, now, enabled=enabled
         )
+    if queued is None:
+        return None
+    assert queued.raw is None, "ingest only queues; the worker writes the mail"
+    await write_acknowledgements(runtime, now, **writing)
+    async with transaction(runtime.sessions) as session:
+        return await session.get(OutboundEmail, queued.id)
 
 
 async def new_ticket_acknowledged(runtime, now=T0, **fields):
@@ -76,7 +95,7 @@ async def test_acknowledgement_is_in_english_when_the_locale_is_unknown(runtime)
 
     assert row is not None
     assert f"ticket number #{ticket.number}" in text_part(parse(row.raw))
-    assert "within 24 hours" in text_part(parse(row.raw))
+    assert "within 8 hours" in text_part(parse(row.raw))
 
 
 async def test_acknowledgement_shows_on_the_ticket_without_moving_it(runtime) -> None:
@@ -240,3 +259,60 @@ async def test_notice_and_acknowledgement_share_the_four_hour_limit(runtime) -> 
     async with transaction(runtime.sessions) as session:
         kinds = list(await session.scalars(select(OutboundEmail.kind)))
     assert kinds == ["notice"]
+
+
+async def test_ingest_only_queues_the_acknowledgement_and_delivery_writes_and_sends_it(
+    runtime,
+) -> None:
+    result = await ingest_raw(runtime, make_mail(message_id="<ny.1@mail.example.no>"), "t")
+    [queued] = await outbound_rows(runtime)
+    assert (queued.kind, queued.status, queued.raw) == ("acknowledgement", "queued", None)
+    assert queued.recipients == ["kari.nordmann@example.no"]
+
+    transport = InMemoryTransport()
+    report = await deliver_due(runtime, transport)
+
+    assert report.sent == 1
+    [sent] = transport.sent
+    mail = parse(sent.raw)
+    assert mail["Auto-Submitted"] == "auto-replied"
+    assert mail["Message-ID"] == f"<{queued.rfc_message_id}>"  # fixed when it was queued
+    assert mail["In-Reply-To"] == "<ny.1@mail.example.no>"
+    assert f"[#{result.ticket}]" in mail["Subject"]
+    [row] = await outbound_rows(runtime)
+    assert (row.status, row.raw) == ("sent", sent.raw)
+    async with transaction(runtime.sessions) as session:
+        shown = await session.get(Message, row.message_id)
+    assert shown is not None and (shown.direction, shown.author_kind) == ("outbound", "system")
+
+
+async def test_two_workers_deciding_at_once_send_one_acknowledgement_per_address(
+    runtime,
+) -> None:
+    for number in range(4):  # four new tickets from one learner within minutes
+        mail = make_mail(subject=f"Spørsmål {number}", message_id=f"<q{number}@example.no>")
+        assert (await ingest_raw(runtime, mail, "t")).status == "created"
+    workers = [runtime, *(build_runtime(runtime.settings) for _ in range(3))]
+    for worker in workers:  # connected before the race starts
+        async with worker.engine.connect():
+            pass
+    try:
+        written = await asyncio.gather(*(write_acknowledgements(w, batch=1) for w in workers))
+    finally:
+        for worker in workers[1:]:
+            await worker.close()
+
+    assert sum(written) == 1
+    [row] = await outbound_rows(runtime)
+    assert row.raw is not None and row.kind == "acknowledgement"
+
+
+async def test_an_acknowledgement_is_refused_when_the_address_was_suppressed_after_ingest(
+    runtime,
+) -> None:
+    await ingest_raw(runtime, make_mail(), "t")
+    async with transaction(runtime.sessions) as session:
+        await suppress_address(session, "kari.nordmann@example.no", "550 gone", now=T0)
+
+    assert await write_acknowledgements(runtime) == 0
+    assert await outbound_rows(runtime) == []

@@ -25,6 +25,7 @@ from helpdesk.models import (
     Ticket,
     TicketOrder,
 )
+from helpdesk.outbound.acknowledgements import write_acknowledgements
 from helpdesk.outbound.suppression import is_suppressed
 from helpdesk.signing import make_message_id, make_reply_address
 
@@ -317,6 +318,7 @@ async def test_a_new_ticket_is_acknowledged_once_and_machine_mail_never(runtime:
         make_mail(sender="ola@example.no", headers={"Auto-Submitted": "auto-generated"}),
         "t",
     )
+    assert await write_acknowledgements(runtime) == 1  # the outbox worker writes it
     async with runtime.sessions() as session:
         outgoing = (await session.scalars(select(OutboundEmail))).all()
     [ack] = outgoing
@@ -341,6 +343,7 @@ async def test_a_sender_flooding_us_is_marked_rate_limited_not_answered(runtime:
     ]
     assert [r.status for r in results[:20]] == ["created"] * 20
     assert results[20].status == "ignored" and results[20].reason.startswith("rate-limit")
+    assert await write_acknowledgements(runtime) == 1  # the outbox worker decides
     async with runtime.sessions() as session:
         acknowledged = (await session.scalars(select(OutboundEmail))).all()
     assert len(acknowledged) == 1  # once per address per 4 hours, not 20 times

@@ -4,15 +4,47 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from helpdesk.models import AuditEvent
+
+_DEFERRED = "helpdesk.audit.deferred"
 
 
 async def record_event(
     session: AsyncSession, actor: str, action: str, target: str, **details: Any
 ) -> AuditEvent:
     """Add an audit event in the caller's transaction; `details` must be content-free."""
-    event = AuditEvent(actor=actor, action=action, target=target, details=details)
-    session.add(event)
-    return event
+    audit_event = AuditEvent(actor=actor, action=action, target=target, details=details)
+    deferred: list[AuditEvent] | None = session.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.append(audit_event)
+    else:
+        session.add(audit_event)
+    return audit_event
+
+
+def defer_until_commit(session: AsyncSession) -> None:
+    """Write this session's audit events together, in one INSERT when it commits.
+
+    For hot paths (ingest) that record several events per transaction and never read
+    them back before the commit; a rolled-back transaction writes none of them.
+    """
+    session.info.setdefault(_DEFERRED, [])
+
+
+@event.listens_for(Session, "before_commit")
+def _add_deferred(session: Session) -> None:
+    deferred = session.info.get(_DEFERRED)
+    if deferred:
+        session.add_all(deferred)
+        deferred.clear()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_deferred(session: Session) -> None:
+    deferred = session.info.get(_DEFERRED)
+    if deferred:
+        deferred.clear()

@@ -21,7 +21,7 @@ from helpdesk.inbound.replies import extract_reply
 from helpdesk.inbound.rules import Classification
 from helpdesk.inbound.sanitise import rewrite_cid_urls
 from helpdesk.inbound.threading import ThreadMatch
-from helpdesk.models import Attachment, InboundMail, Learner, Message, OutboundEmail, Ticket
+from helpdesk.models import Attachment, InboundMail, Message, OutboundEmail, Ticket, TicketMerge
 from helpdesk.outbound.automatic import maybe_acknowledge, queue_notice
 from helpdesk.outbound.suppression import record_hard_bounce
 from helpdesk.signing import verify_message_id
@@ -46,12 +46,16 @@ class Filer:
         inbound: InboundMail,
         parsed: ParsedMessage,
         now: datetime,
+        *,
+        learner_id: int | None = None,
     ) -> None:
         self.session = session
         self.runtime = runtime
         self.inbound = inbound
         self.parsed = parsed
         self.now = now
+        # The learner whose address sent this (looked up with the duplicate check).
+        self.learner_id = learner_id
 
     # --- the three outcomes -------------------------------------------------------------
 
@@ -126,7 +130,7 @@ class Filer:
         if not verified:
             notes = [*notes, f"sender unverified: {trust_reason}"]
         ticket = await self._ticket(match.ticket_number) if match else None
-        learner_id = await self._learner_id() if verified else None
+        learner_id = self.learner_id if verified else None
         author = "learner" if learner_id is not None else "unknown"
         if match is not None and ticket is not None and ticket.status != "closed":
             reason = f"{match.rule}; {match.detail}"
@@ -202,20 +206,20 @@ class Filer:
             sender_verified=verified,
         )
 
-    async def _learner_id(self) -> int | None:
-        """The learner whose address sent this (only asked for verified senders)."""
-        if not self.parsed.from_address:
-            return None
-        return await self.session.scalar(
-            select(col(Learner.id)).where(
-                col(Learner.email_key) == self.parsed.from_address.lower()
-            )
-        )
-
     async def _ticket(self, number: int) -> Ticket | None:
         """The ticket with this number, or the one it was merged into."""
-        ticket = await self.session.scalar(select(Ticket).where(col(Ticket.number) == number))
-        return await surviving_ticket(self.session, ticket) if ticket is not None else None
+        # One query for the usual case: the ticket, and whether it was merged at all.
+        row = (
+            await self.session.execute(
+                select(Ticket, col(TicketMerge.target_ticket_id))
+                .outerjoin(TicketMerge, col(TicketMerge.source_ticket_id) == col(Ticket.id))
+                .where(col(Ticket.number) == number)
+            )
+        ).first()
+        if row is None:
+            return None
+        ticket, merged_into = row
+        return ticket if merged_into is None else await surviving_ticket(self.session, ticket)
 
     async def _store_attachments(self, message: Message) -> None:
         """Store each attachment by SHA-256 and point inline `cid:` images at our URLs."""

@@ -52,6 +52,8 @@ async def link_mentioned_orders(
     if not candidates:
         return
     orders = (await session.scalars(select(Order).where(col(Order.number).in_(candidates)))).all()
+    if not orders:  # the usual case: numbers that are not order numbers
+        return
     linked = set(
         (
             await session.scalars(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import Select, select, union_all
+from sqlalchemy import ScalarSelect, Select, case, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -47,6 +47,9 @@ class ThreadingContext:
     secret_key: str
     support_address: str
     notes: list[str] = field(default_factory=list)
+    # The answer of `closest_stored_ticket(referenced_ids)` when the caller already asked
+    # it along with other questions (one round trip); None means "not asked yet".
+    stored_ticket: tuple[int | None] | None = None
 
 
 class ThreadingRule(Protocol):
@@ -63,21 +66,33 @@ class MessageIdRule:
     name = "message-id"
 
     async def match(self, message: ThreadingInput, context: ThreadingContext) -> ThreadMatch | None:
-        ids = [i for i in message.referenced_ids if i][:50]
+        ids = referenced_ids(message)
         if not ids:
             return None
         for message_id in ids:
             number = verify_message_id(context.secret_key, message_id)
             if number is not None:
                 return ThreadMatch(self.name, number, f"signed Message-ID of #{number}")
-        found = await _ticket_for_stored_ids(context.session, ids)
+        if context.stored_ticket is not None:
+            found = context.stored_ticket[0]
+        else:
+            found = await context.session.scalar(select(closest_stored_ticket(ids)))
         if found is None:
             return None
         return ThreadMatch(self.name, found, f"references a message of #{found}")
 
 
-async def _ticket_for_stored_ids(session: AsyncSession, ids: Sequence[str]) -> int | None:
-    """The ticket of the closest referenced message we have, inbound or outgoing."""
+def referenced_ids(message: ThreadingInput) -> list[str]:
+    """The Message-IDs `MessageIdRule` looks for, closest first."""
+    return [i for i in message.referenced_ids if i][:50]
+
+
+def closest_stored_ticket(ids: Sequence[str]) -> ScalarSelect[int]:
+    """The ticket number of the closest referenced message we have, inbound or outgoing.
+
+    `ids` lists In-Reply-To first, then References newest first; the earliest one we
+    know wins. A scalar subquery, so callers may ask it together with other questions.
+    """
     inbound: Select[str | None, int] = (
         select(col(Message.rfc_message_id).label("rfc_id"), col(Ticket.number))
         .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
@@ -88,10 +103,9 @@ async def _ticket_for_stored_ids(session: AsyncSession, ids: Sequence[str]) -> i
         .join(Ticket, col(Ticket.id) == col(OutboundEmail.ticket_id))
         .where(col(OutboundEmail.rfc_message_id).in_(ids))
     )
-    rows = (await session.execute(union_all(inbound, outgoing))).all()
-    by_id = {message_id: number for message_id, number in rows}
-    # ThreadingInput lists In-Reply-To first, then References newest first.
-    return next((by_id[i] for i in ids if i in by_id), None)
+    found = union_all(inbound, outgoing).subquery()
+    closeness = case({message_id: n for n, message_id in enumerate(ids)}, value=found.c.rfc_id)
+    return select(found.c.number).order_by(closeness).limit(1).scalar_subquery()
 
 
 class ReplyAddressRule:

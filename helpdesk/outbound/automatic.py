@@ -10,6 +10,11 @@ and again; four hours is this product's compromise, since a learner who writes a
 tomorrow should hear that the new ticket arrived.
 Each carries `Auto-Submitted: auto-replied` (§5) so that well-behaved responders do not
 answer it; human replies never do.
+
+The acknowledgement is only *queued* while a message is ingested: an unwritten outbox row
+(`raw` is null) with its recipient and Message-ID fixed, committed with the new ticket, so
+it is never lost and never sent twice. The checks that read the database and the mail
+itself are done by the outbox worker under the row's lease (`acknowledgements`).
 """
 
 from __future__ import annotations
@@ -18,16 +23,16 @@ import logging
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, cast, exists, func, select
+from sqlalchemy import String, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.config import Settings
 from helpdesk.inbound.linking import is_our_address
 from helpdesk.models import Message, OutboundEmail, Ticket
-from helpdesk.outbound.compose import OutgoingMail, Recipient
+from helpdesk.outbound.compose import OutgoingMail, Recipient, compose, to_bytes
 from helpdesk.outbound.headers import reply_subject
-from helpdesk.outbound.history import thread_headers
+from helpdesk.outbound.history import ThreadHeaders, replying_to, thread_headers
 from helpdesk.outbound.outbox import (
     SUPPORT_NAME,
     add_to_outbox,
@@ -39,6 +44,7 @@ from helpdesk.outbound.outbox import (
 from helpdesk.outbound.suppression import address_key, is_suppressed
 from helpdesk.outbound.templates import render_mail
 from helpdesk.tickets.lifecycle import MessageDraft, append_message
+from helpdesk.tickets.service_levels import promised_response_hours
 
 log = logging.getLogger("helpdesk.outbound")
 
@@ -65,6 +71,19 @@ def address_refusal(address: str | None, support_address: str) -> str | None:
     return None
 
 
+def message_refusal(
+    settings: Settings, message: Message, *, require_verified_sender: bool = True
+) -> str | None:
+    """The first reason not to answer `message` automatically that needs no query, or None."""
+    if message.direction != "inbound":
+        return "not an inbound message"
+    if message.machine is not None:
+        return f"machine mail ({message.machine})"
+    if require_verified_sender and not message.sender_verified:
+        return "the sender's From failed DMARC"
+    return address_refusal(message.author_email, settings.support_address)
+
+
 async def automatic_mail_refusal(
     session: AsyncSession,
     settings: Settings,
@@ -72,35 +91,56 @@ async def automatic_mail_refusal(
     now: datetime,
     *,
     require_verified_sender: bool = True,
+    excluding: int | None = None,
 ) -> str | None:
-    """The first reason not to answer `message` automatically, or None when we may."""
-    if message.direction != "inbound":
-        return "not an inbound message"
-    if message.machine is not None:
-        return f"machine mail ({message.machine})"
-    if require_verified_sender and not message.sender_verified:
-        return "the sender's From failed DMARC"
-    address = message.author_email
-    refusal = address_refusal(address, settings.support_address)
-    if refusal is not None or address is None:
+    """The first reason not to answer `message` automatically, or None when we may.
+
+    `excluding` is the outbox row being decided on, which never counts against itself.
+    """
+    refusal = message_refusal(settings, message, require_verified_sender=require_verified_sender)
+    if refusal is not None or message.author_email is None:
         return refusal
+    address = message.author_email
     if await is_suppressed(session, address):
         return "the address is on the suppression list"
-    if await answered_recently(session, address, now):
+    if await answered_recently(session, address, now, excluding=excluding):
         return "already answered automatically within 4 hours"
     return None
 
 
-async def answered_recently(session: AsyncSession, address: str, now: datetime) -> bool:
-    """True when automatic mail went to this address within ONCE_PER_ADDRESS."""
-    key = address_key(address)
-    recent = await session.scalars(
-        select(col(OutboundEmail.recipients)).where(
-            col(OutboundEmail.kind).in_(AUTOMATIC_KINDS),
-            col(OutboundEmail.created_at) > now - ONCE_PER_ADDRESS,
-            func.lower(cast(col(OutboundEmail.recipients), String)).like(_loose_pattern(key)),
+async def lock_address(session: AsyncSession, settings: Settings, address: str) -> None:
+    """Serialise automatic-mail decisions about one address until this transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock on the address. SQLite: the caller's
+    transaction holds the database's single write lock once it has written anything.
+    """
+    if not settings.is_sqlite:
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"helpdesk.automatic-mail:{address_key(address)}"},
         )
+
+
+async def answered_recently(
+    session: AsyncSession, address: str, now: datetime, *, excluding: int | None = None
+) -> bool:
+    """True when automatic mail to this address was written within ONCE_PER_ADDRESS of `now`.
+
+    Rows still unwritten (acknowledgements the worker has not decided on yet) do not
+    count; the window reaches both ways, so the order in which the worker decides on rows
+    never lets two automatic mails to one address come closer than four hours.
+    """
+    key = address_key(address)
+    query = select(col(OutboundEmail.recipients)).where(
+        col(OutboundEmail.kind).in_(AUTOMATIC_KINDS),
+        col(OutboundEmail.raw).is_not(None),
+        col(OutboundEmail.created_at) > now - ONCE_PER_ADDRESS,
+        col(OutboundEmail.created_at) < now + ONCE_PER_ADDRESS,
+        func.lower(cast(col(OutboundEmail.recipients), String)).like(_loose_pattern(key)),
     )
+    if excluding is not None:
+        query = query.where(col(OutboundEmail.id) != excluding)
+    recent = await session.scalars(query)
     return any(key in (address_key(r) for r in recipients) for recipients in recent)
 
 
@@ -124,35 +164,92 @@ async def maybe_acknowledge(
     now: datetime,
     *,
     enabled: bool = True,
-    response_hours: int = DEFAULT_RESPONSE_HOURS,
-    brand: str = SUPPORT_NAME,
 ) -> OutboundEmail | None:
-    """Queue the acknowledgement of a new ticket, unless a rule says not to (then None).
+    """Queue the acknowledgement of a new ticket as an unwritten outbox row (or None).
 
     Call it for the first message of a newly created ticket, in the same transaction.
+    Only the rules that need no query are applied here (machine mail, robots, our own
+    addresses, DMARC); the outbox worker applies the rest before it writes the mail.
     """
     if not enabled:
         return None
-    already = await session.scalar(
-        select(
-            exists().where(
-                col(OutboundEmail.ticket_id) == ticket.id,
-                col(OutboundEmail.kind) == "acknowledgement",
-            )
-        )
-    )
-    refusal = (
-        "already acknowledged"
-        if already
-        else await automatic_mail_refusal(session, settings, message, now)
-    )
-    if refusal is not None:
+    refusal = message_refusal(settings, message)
+    if refusal is not None or message.author_email is None:
         log.info("no acknowledgement for ticket #%s: %s", ticket.number, refusal)
         return None
-    context: dict[str, object] = {"ticket_number": ticket.number, "response_hours": response_hours}
-    return await _queue_automatic(
-        session, settings, ticket, message, now, "acknowledgement", context, brand
+    assert ticket.id is not None and message.id is not None, "both rows are flushed"
+    row = OutboundEmail(
+        message_id=message.id,  # the mail it answers, until the worker writes its own
+        ticket_id=ticket.id,
+        kind="acknowledgement",
+        recipients=[address_key(message.author_email)],
+        rfc_message_id=new_message_id(settings, ticket),
+        raw=None,
+        status="queued",
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
     )
+    session.add(row)
+    return row
+
+
+async def write_acknowledgement(
+    session: AsyncSession,
+    settings: Settings,
+    row: OutboundEmail,
+    now: datetime,
+    *,
+    response_hours: int = DEFAULT_RESPONSE_HOURS,
+    brand: str = SUPPORT_NAME,
+) -> str | None:
+    """Decide on a queued acknowledgement and write it into `row`; the refusal, or None.
+
+    The caller holds the row's lease and `lock_address` for its recipient. The mail is
+    recorded on the ticket as a system message, which the row then points at.
+    """
+    ticket = await session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+    trigger = await session.get(Message, row.message_id) if row.message_id is not None else None
+    if ticket is None or trigger is None or trigger.ticket_id != ticket.id:
+        return "the ticket or its message is gone"
+    already = await session.scalar(
+        select(col(OutboundEmail.id))
+        .where(
+            col(OutboundEmail.ticket_id) == ticket.id,
+            col(OutboundEmail.kind) == "acknowledgement",
+            col(OutboundEmail.raw).is_not(None),
+            col(OutboundEmail.id) != row.id,
+        )
+        .limit(1)
+    )
+    if already is not None:
+        return "already acknowledged"
+    refusal = await automatic_mail_refusal(
+        session, settings, trigger, row.created_at, excluding=row.id
+    )
+    if refusal is not None:
+        return refusal
+    context: dict[str, object] = {
+        "ticket_number": ticket.number,
+        # The same rule as the ticket's due time (helpdesk.tickets.service_levels).
+        "response_hours": promised_response_hours(session, ticket.priority),
+    }
+    message, mail = await _automatic_mail(
+        session,
+        settings,
+        ticket,
+        trigger,
+        now,
+        "acknowledgement",
+        context,
+        brand,
+        message_id=row.rfc_message_id,
+        threading=replying_to(trigger),
+    )
+    row.raw = to_bytes(compose(mail))
+    row.message_id = message.id
+    row.updated_at = now
+    return None
 
 
 async def queue_notice(
@@ -169,8 +266,14 @@ async def queue_notice(
     """Tell the sender of an oversized message that it could not be taken in whole.
 
     The quarantined message is always marked unverified (only its headers were read), so
-    the DMARC check is skipped here; every other rule of automatic mail applies.
+    the DMARC check is skipped here; every other rule of automatic mail applies. Rare
+    enough to be written at once, in the ingest transaction.
     """
+    if (
+        message.author_email
+        and message_refusal(settings, message, require_verified_sender=False) is None
+    ):
+        await lock_address(session, settings, message.author_email)
     refusal = await automatic_mail_refusal(
         session, settings, message, now, require_verified_sender=False
     )
@@ -183,8 +286,20 @@ async def queue_notice(
         "size_mb": _megabytes(size_bytes),
         "limit_mb": _megabytes(limit_bytes),
     }
-    return await _queue_automatic(
-        session, settings, ticket, message, now, "too-large", context, brand
+    outgoing, mail = await _automatic_mail(
+        session,
+        settings,
+        ticket,
+        message,
+        now,
+        "too-large",
+        context,
+        brand,
+        message_id=new_message_id(settings, ticket),
+        threading=await thread_headers(session, ticket),
+    )
+    return await add_to_outbox(
+        session, mail, kind="notice", ticket=ticket, message=outgoing, now=now
     )
 
 
@@ -192,7 +307,7 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.0f}" if size % (1024 * 1024) == 0 else f"{size / 1048576:.1f}"
 
 
-async def _queue_automatic(
+async def _automatic_mail(
     session: AsyncSession,
     settings: Settings,
     ticket: Ticket,
@@ -201,16 +316,17 @@ async def _queue_automatic(
     template: str,
     context: dict[str, object],
     brand: str,
-) -> OutboundEmail:
-    """Render, record as a system message on the ticket, and queue with RFC 3834 headers."""
+    *,
+    message_id: str,
+    threading: ThreadHeaders,
+) -> tuple[Message, OutgoingMail]:
+    """Render, record as a system message on the ticket, and build with RFC 3834 headers."""
     assert trigger.author_email is not None
     rendered = render_mail(
         template,
         await learner_locale(session, ticket),
         {**context, "name": trigger.author_name or "", "brand": brand},
     )
-    message_id = new_message_id(settings, ticket)
-    threading = await thread_headers(session, ticket)
     draft = MessageDraft(
         direction="outbound",
         text=rendered.text,
@@ -240,5 +356,4 @@ async def _queue_automatic(
         automatic=True,
         loop_stamp=settings.support_address,
     )
-    kind = "acknowledgement" if template == "acknowledgement" else "notice"
-    return await add_to_outbox(session, mail, kind=kind, ticket=ticket, message=message, now=now)
+    return message, mail

@@ -31,6 +31,7 @@ from helpdesk.adapters.smtp import (
     is_permanent,
 )
 from helpdesk.bootstrap import Runtime
+from helpdesk.outbound.acknowledgements import write_claimed
 from helpdesk.outbound.attempts import (
     GIVE_UP_AFTER,
     RETRY_DELAY_LATER,
@@ -101,6 +102,7 @@ async def deliver_due(
 
     claims = await claim_due(runtime, start, batch)
     report = DeliveryReport(claimed=len(claims))
+    claims = await write_claimed(runtime, claims, start)
     if not claims:
         return report
     envelope_from = runtime.settings.support_address  # bounces come back to support

@@ -49,7 +49,12 @@ async def thread_headers(session: AsyncSession, ticket: Ticket) -> ThreadHeaders
     parent = await _latest_with_message_id(session, ticket, "inbound")
     if parent is None:
         parent = await _latest_with_message_id(session, ticket, "outbound")
-    if parent is None or parent.rfc_message_id is None:
+    return replying_to(parent) if parent is not None else ThreadHeaders(None, [])
+
+
+def replying_to(parent: Message) -> ThreadHeaders:
+    """In-Reply-To and References of a mail that answers `parent`."""
+    if parent.rfc_message_id is None:
         return ThreadHeaders(None, [])
     ancestors = (parent.references or parent.in_reply_to or "").split()
     chain = message_id_list([*ancestors, parent.rfc_message_id])

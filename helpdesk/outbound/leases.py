@@ -42,17 +42,28 @@ class ClaimedEmail:
     attempts: int
     created_at: datetime
     lease_until: datetime
+    kind: str = "reply"
 
 
 async def claim_due(
-    runtime: Runtime, now: datetime, batch: int = 50, lease: timedelta = LEASE
+    runtime: Runtime,
+    now: datetime,
+    batch: int = 50,
+    lease: timedelta = LEASE,
+    *,
+    unwritten_only: bool = False,
 ) -> list[ClaimedEmail]:
-    """Lease up to `batch` due rows to this worker and commit, before any network I/O."""
+    """Lease up to `batch` due rows to this worker and commit, before any network I/O.
+
+    `unwritten_only` claims only rows whose mail is still to be written (`raw` is null:
+    acknowledgements queued by ingest).
+    """
     lease_until = now + lease
     due = (
         OUTBOX.c.status.in_(DUE_STATUSES),
         OUTBOX.c.next_attempt_at <= now,
         or_(OUTBOX.c.claimed_until.is_(None), OUTBOX.c.claimed_until < now),
+        *((OUTBOX.c.raw.is_(None),) if unwritten_only else ()),
     )
     candidates = (
         select(OUTBOX.c.id).where(*due).order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(batch)
@@ -75,6 +86,7 @@ async def claim_due(
                 OUTBOX.c.raw,
                 OUTBOX.c.attempts,
                 OUTBOX.c.created_at,
+                OUTBOX.c.kind,
             )
         )
         rows = claimed.all()
@@ -86,6 +98,7 @@ async def claim_due(
             attempts=row.attempts,
             created_at=row.created_at,
             lease_until=lease_until,
+            kind=row.kind,
         )
         for row in rows
     ]
