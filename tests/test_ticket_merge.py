@@ -273,3 +273,21 @@ async def test_mark_spam_tags_closes_and_leaves_the_open_queues(
                 operator=operator,
                 now=LATER,
             )
+
+
+async def test_merge_never_copies_robots_onto_the_surviving_ticket(
+    runtime: Runtime, operator: Operator
+) -> None:
+    source = await add_ticket(runtime, requester="ola@example.no")
+    target = await add_ticket(runtime)
+    async with transaction(runtime.sessions) as session:
+        found = await service.get_ticket(session, source.number)
+        bounce = learner_mail(
+            "Delivery failed",
+            author_email="mailer-daemon@mx.example.no",
+            author_kind="unknown",
+            machine="bounce",
+        )
+        await service.append_message(session, found, bounce, now=T0 + timedelta(minutes=1))
+    await _merge(runtime, source.number, target.number, operator)
+    assert (await _ticket(runtime, target.number)).participants == ["ola@example.no"]

@@ -57,7 +57,10 @@ async def move_messages(
     )
     senders = await session.scalars(
         select(col(Message.author_email)).where(
-            col(Message.id).in_(message_ids), col(Message.direction) == "inbound"
+            col(Message.id).in_(message_ids),
+            col(Message.direction) == "inbound",
+            # Bounces and auto-replies come from robots that must not be copied on replies.
+            col(Message.machine).is_(None),
         )
     )
     addresses = [a for a in senders if a]
