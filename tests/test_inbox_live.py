@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from helpdesk.app import create_app
 from helpdesk.bootstrap import Runtime
-from helpdesk.db import transaction
+from helpdesk.db import create_session_factory, transaction
 from helpdesk.inbox import ticket_stream
 from helpdesk.live import wait_for_published
 from helpdesk.models import Message, OutboundEmail, Ticket
@@ -132,6 +132,28 @@ async def test_a_reconnecting_page_gets_exactly_the_messages_it_missed(
             await stream.next_named("message", within=0.5)
 
     assert again == missed
+
+
+async def test_a_message_from_a_process_that_cannot_nudge_appears_at_the_next_heartbeat(
+    signed_in: httpx.AsyncClient, runtime: Runtime, app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ticket_stream, "HEARTBEAT_SECONDS", 0.3)
+    ticket = await add_ticket(runtime)
+    seen = await _newest_message_id(runtime, ticket)
+    # Sessions without a pub/sub: `helpdesk ingest` in another process of the embedded mode.
+    elsewhere = create_session_factory(runtime.engine)
+    path = f"/inbox/tickets/{ticket.number}/events?after={seen}"
+
+    async with open_stream(app, path, cookie_header(signed_in)) as stream:
+        await stream.next_named("ticket")
+        async with transaction(elsewhere) as session:
+            found = await tickets.get_ticket(session, ticket.number)
+            await tickets.append_message(
+                session, found, learner_mail("Fra en annen prosess"), now=T0
+            )
+        event = await stream.next_named("message", within=3)
+
+    assert "Fra en annen prosess" in event.json()["html"]
 
 
 async def test_status_and_assignee_changes_reach_the_open_page(

@@ -275,3 +275,30 @@ def test_without_javascript_a_reply_after_newer_learner_mail_asks_first(
     expect(page.get_by_role("status")).to_have_text("Reply queued for sending.")
     expect(page.locator(".msg-operator").last).to_contain_text("Fakturaen kjem i dag")
     page.context.close()
+
+
+def test_the_queue_page_shows_new_tickets_and_counts_without_reload(
+    installation: Installation, browser
+) -> None:
+    page = _signed_in_page(browser, installation.base, *DEMO)
+    unassigned = page.locator('.queue-nav a[href="/inbox?queue=unassigned"] .count')
+    before = int(unassigned.inner_text())
+    _mark_page(page)
+
+    path = installation.mail_dir / "new-ticket.eml"
+    path.write_bytes(
+        make_mail(
+            sender="Lise Berg <lise.berg@example.no>",
+            subject="Når er neste kursdato for truckførerkurs?",
+            body="Hei! Vi er fire som vil ta truckførerkurs i januar.",
+        )
+    )
+    outcome = json.loads(installation.helpdesk("ingest", str(path)))
+    assert outcome["status"] == "created"
+
+    row = page.locator(".ticket-list .ticket-row").first
+    expect(row).to_contain_text("neste kursdato for truckførerkurs", timeout=15_000)
+    expect(unassigned).to_have_text(str(before + 1))
+    assert _same_page(page)
+    page.screenshot(path=str(ARTIFACTS / "inbox-live-queue.png"), full_page=True)
+    page.context.close()
