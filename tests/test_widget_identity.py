@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk.errors import Forbidden
-from helpdesk.models import AuditEvent, Ticket, VerificationCode
+from helpdesk.models import AuditEvent, Message, Ticket, VerificationCode
 from helpdesk.widget.identity import sign_identity, verify_identity
 from tests.factories import T0, add_learner_with_history
 from tests.outbound_factory import parse, text_part
@@ -279,3 +279,25 @@ async def test_verification_settings_without_a_secret(runtime, client, clock) ->
         },
     )
     assert response.status_code == 403
+
+
+async def test_operators_see_unproven_widget_messages_as_unverified(runtime, client, clock) -> None:
+    conversation, token = await start(client)
+    await client.post(
+        f"{CONVERSATIONS}/{conversation}/messages", json={"body": "To"}, headers=auth(token)
+    )
+    async with runtime.sessions() as session:
+        before = (await session.scalars(select(Message.sender_verified))).all()
+    await client.post(
+        f"{CONVERSATIONS}/{conversation}/identity",
+        json={"identity_token": identity_token()},
+        headers=auth(token),
+    )
+    await client.post(
+        f"{CONVERSATIONS}/{conversation}/messages", json={"body": "Tre"}, headers=auth(token)
+    )
+    async with runtime.sessions() as session:
+        after = (await session.scalars(select(Message.sender_verified))).all()
+
+    assert before == [False, False]
+    assert after == [True, True, True]

@@ -103,7 +103,7 @@ async def start_conversation(
         channel="widget",
         requester=email,
         requester_name=name,
-        first_message=learner_draft(name, email, text, thread_reason="new"),
+        first_message=learner_draft(name, email, text, thread_reason="new", verified=False),
         now=now,
         link_learner=False,
         actor=ACTOR,
@@ -125,8 +125,14 @@ async def start_conversation(
 
 
 def learner_draft(
-    name: str, email: str, text: str, *, thread_reason: str | None = None
+    name: str,
+    email: str,
+    text: str,
+    *,
+    thread_reason: str | None = None,
+    verified: bool = True,
 ) -> MessageDraft:
+    """A learner's message; `verified=False` shows operators the address is unproven."""
     return MessageDraft(
         direction="inbound",
         text=text,
@@ -134,6 +140,7 @@ def learner_draft(
         author_name=name,
         author_email=email,
         thread_reason=thread_reason,
+        sender_verified=verified,
     )
 
 
@@ -183,7 +190,9 @@ async def post_message(
         raise ValidationFailed(problems)
     ticket = await session.get(Ticket, conversation.ticket_id, with_for_update=True)
     assert ticket is not None, "a conversation's ticket is deleted with it"
-    draft = learner_draft(conversation.name, conversation.email, text)
+    draft = learner_draft(
+        conversation.name, conversation.email, text, verified=conversation.verified_at is not None
+    )
     conversation.last_seen_at = now
     if ticket.status != "closed":
         return await append_message(session, ticket, draft, now=now, actor=ACTOR)

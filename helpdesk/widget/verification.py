@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,7 +17,7 @@ from helpdesk.audit.service import record_event
 from helpdesk.config import Settings
 from helpdesk.errors import Conflict
 from helpdesk.live import announce_ticket_change
-from helpdesk.models import Learner, OutboundEmail, Ticket, WidgetConversation
+from helpdesk.models import Learner, Message, OutboundEmail, Ticket, WidgetConversation
 from helpdesk.outbound.compose import OutgoingMail, Recipient
 from helpdesk.outbound.outbox import SUPPORT_NAME, add_to_outbox, new_message_id, reply_address
 from helpdesk.outbound.suppression import is_suppressed
@@ -48,6 +48,16 @@ async def mark_verified(
     ticket.requester = email.strip().lower()
     ticket.learner_id = learner_id
     ticket.updated_at = now
+    # The learner's widget messages (no Message-ID: not mail) now come from a proven address.
+    await session.execute(
+        update(Message)
+        .where(
+            col(Message.ticket_id) == ticket.id,
+            col(Message.direction) == "inbound",
+            col(Message.rfc_message_id).is_(None),
+        )
+        .values(sender_verified=True)
+    )
     await record_event(
         session,
         "widget",
