@@ -8,8 +8,10 @@ so the words are stemmed here with Snowball's Norwegian stemmer and matched as p
 "kursbeviset" and "kursbevis" find each other on both.
 
 A ticket's rank is its best match (higher is better): ts_rank with subject > addresses >
-text on PostgreSQL, negated bm25 on SQLite. A number alone also finds the ticket with that
-number. Snippets are made for the shown page only.
+text on PostgreSQL, negated bm25 on SQLite; only the newest `MAX_HITS` matching messages
+and tickets are ranked, so a very common word costs no more than a rare one (add a word
+to reach further back). A number alone also finds the ticket with that number. Snippets
+are made for the shown page only.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.models.search import SEARCH_CONFIG
 
 MAX_WORDS = 8
+# Ranking reads every match; a word in a fifth of all mail would mean a million rows. The
+# newest matches of messages (and of tickets) are ranked, at most this many of each: the
+# database then walks the newest rows for a common word, or the index for a rare one.
+MAX_HITS = 2000
 _WORD = re.compile(r"[^\W_]+")
 # Marks around matched words in snippets (control characters never occur in clean text).
 START, STOP = "\x02", "\x03"
@@ -102,24 +108,27 @@ def ranked_hits(session: AsyncSession, query: SearchQuery) -> Subquery:
 _TSQUERY = f"to_tsquery('{SEARCH_CONFIG}', :terms)"
 _POSTGRES_HITS = f"""
 SELECT ticket_id, max(rank) AS rank FROM (
-  SELECT m.ticket_id, ts_rank(m.search_vector, {_TSQUERY})::float8 AS rank
-  FROM messages m WHERE m.search_vector @@ {_TSQUERY}
+  (SELECT m.ticket_id, ts_rank(m.search_vector, {_TSQUERY})::float8 AS rank
+   FROM messages m WHERE m.search_vector @@ {_TSQUERY} ORDER BY m.id DESC LIMIT {MAX_HITS})
   UNION ALL
-  SELECT t.id, ts_rank(t.search_vector, {_TSQUERY})::float8
-  FROM tickets t WHERE t.search_vector @@ {_TSQUERY}
+  (SELECT t.id, ts_rank(t.search_vector, {_TSQUERY})::float8
+   FROM tickets t WHERE t.search_vector @@ {_TSQUERY} ORDER BY t.id DESC LIMIT {MAX_HITS})
   UNION ALL
   SELECT t.id, 1000.0::float8 FROM tickets t WHERE t.number = :number
 ) matched GROUP BY ticket_id
 """
 # bm25() is lower-is-better; negated so that both databases rank higher-is-better.
-_SQLITE_HITS = """
+_SQLITE_HITS = f"""
 SELECT ticket_id, max(rank) AS rank FROM (
-  SELECT m.ticket_id AS ticket_id, -bm25(message_search, 1.0, 2.0, 2.0) AS rank
-  FROM message_search JOIN messages m ON m.id = message_search.rowid
-  WHERE message_search MATCH :terms
+  SELECT * FROM (
+    SELECT m.ticket_id AS ticket_id, -bm25(message_search, 1.0, 2.0, 2.0) AS rank
+    FROM message_search JOIN messages m ON m.id = message_search.rowid
+    WHERE message_search MATCH :terms ORDER BY message_search.rowid DESC LIMIT {MAX_HITS})
   UNION ALL
-  SELECT ticket_search.rowid, -bm25(ticket_search, 4.0, 2.0, 2.0)
-  FROM ticket_search WHERE ticket_search MATCH :terms
+  SELECT * FROM (
+    SELECT ticket_search.rowid, -bm25(ticket_search, 4.0, 2.0, 2.0)
+    FROM ticket_search WHERE ticket_search MATCH :terms
+    ORDER BY ticket_search.rowid DESC LIMIT {MAX_HITS})
   UNION ALL
   SELECT t.id, 1000.0 FROM tickets t WHERE t.number = :number
 ) GROUP BY ticket_id
