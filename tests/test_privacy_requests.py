@@ -6,13 +6,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from helpdesk.adapters.clock import FrozenClock
+from helpdesk.adapters.smtp import build_transport
 from helpdesk.db import transaction
 from helpdesk.models import AuditEvent, Learner, PlatformEvent
+from helpdesk.outbound.delivery import deliver_all_due
 from tests.factories import add_learner_with_history, add_operator, bearer
 from tests.privacy_flow import (
     NOW,
@@ -22,8 +25,25 @@ from tests.privacy_flow import (
     mail_in,
     mail_to,
     request_of,
+    sent_mail,
     text_of,
 )
+
+
+async def deliver(runtime) -> None:
+    transport = build_transport(runtime.settings)
+    try:
+        await deliver_all_due(runtime, transport)
+    finally:
+        await transport.close()
+
+
+async def acknowledgements_to(runtime, address: str) -> int:
+    return sum(
+        1
+        for recipients, mail in await sent_mail(runtime)
+        if address in recipients and str(mail["Subject"]).startswith("Auto:")
+    )
 
 
 @pytest.fixture
@@ -189,6 +209,13 @@ async def test_restriction_marks_the_learner_and_can_be_lifted(
     ).status_code == 200
     detail = (await client.get(f"/api/v1/tickets/{number}", headers=agent)).json()
     assert detail["learner"]["restricted"] is True
+    # No automatic mail while restricted: a new ticket from her gets no acknowledgement.
+    await deliver(runtime)
+    acknowledged = await acknowledgements_to(runtime, "kari@example.no")
+    runtime.clock = FrozenClock(NOW + timedelta(hours=5))  # past the 4-hour automatic-mail pause
+    await mail_in(runtime, "Et nytt spørsmål om kurset.", subject="Nytt spørsmål")
+    await deliver(runtime)
+    assert await acknowledgements_to(runtime, "kari@example.no") == acknowledged
     assert "begrenset behandlingen" in text_of((await mail_to(runtime, "kari@example.no"))[-1])
     lifted = await client.post(
         f"/api/v1/privacy-requests/{case['id']}/lift-restriction", headers=agent

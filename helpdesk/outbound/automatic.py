@@ -43,6 +43,7 @@ from helpdesk.outbound.outbox import (
 )
 from helpdesk.outbound.suppression import address_key, is_suppressed
 from helpdesk.outbound.templates import render_mail
+from helpdesk.privacy.restriction import ticket_learner_restricted
 from helpdesk.tickets.lifecycle import MessageDraft, append_message
 from helpdesk.tickets.service_levels import promised_response_hours
 
@@ -105,6 +106,8 @@ async def automatic_mail_refusal(
         return "the address is on the suppression list"
     if await answered_recently(session, address, now, excluding=excluding):
         return "already answered automatically within 4 hours"
+    if await ticket_learner_restricted(session, message.ticket_id):
+        return "the learner's processing is restricted (privacy request)"
     return None
 
 
