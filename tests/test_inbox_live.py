@@ -156,6 +156,19 @@ async def test_a_message_from_a_process_that_cannot_nudge_appears_at_the_next_he
     assert "Fra en annen prosess" in event.json()["html"]
 
 
+async def test_a_forged_resume_position_is_ignored(
+    signed_in: httpx.AsyncClient, runtime: Runtime, app
+) -> None:
+    ticket = await add_ticket(runtime)
+    headers = cookie_header(signed_in) | {"last-event-id": "99999999999999999999"}
+    path = f"/inbox/tickets/{ticket.number}/events?after=5000000000"
+
+    async with open_stream(app, path, headers) as stream:
+        assert (await stream.next_named("ticket")).json()["status"] == "new"
+        message_id = await _learner_writes(runtime, ticket.number, "Hallo?")
+        assert (await stream.next_named("message")).json()["id"] == message_id
+
+
 async def test_status_and_assignee_changes_reach_the_open_page(
     signed_in: httpx.AsyncClient, runtime: Runtime, app
 ) -> None:

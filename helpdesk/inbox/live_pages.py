@@ -46,12 +46,16 @@ def no_stream(_: Request[Any, Any, Any], __: SignInRequired) -> Response[str]:
     return Response("Sign in to get live updates.", status_code=401, media_type=MediaType.TEXT)
 
 
+# Message ids are 32-bit integer columns; anything larger did not come from our pages.
+_MAX_MESSAGE_ID = 2**31 - 1
+
+
 def _resume_from(request: Request[Any, Any, Any], after: int | None) -> int | None:
     """The newest message the page has: the `Last-Event-ID` of a reconnect, else `after`."""
     last_event_id = request.headers.get("last-event-id", "").strip()
-    if last_event_id.isdigit():
-        return int(last_event_id)
-    return after if after is not None and after >= 0 else None
+    if last_event_id.isdigit() and len(last_event_id) <= 10:
+        after = int(last_event_id)
+    return after if after is not None and 0 <= after <= _MAX_MESSAGE_ID else None
 
 
 def _template_context(request: Request[Any, Any, Any], runtime: Runtime) -> dict[str, Any]:
