@@ -46,7 +46,7 @@ from helpdesk.tickets.queries import BY_ACTIVITY, encode_cursor  # noqa: E402
 
 PASSWORD = "bench-password-123"
 # Common words first: a word's index is drawn as n·u³, so the first ones are frequent.
-WORDS = (
+_VOCABULARY = (
     "jeg hei og ikke har det på til er med kurset for som kan en vi takk å av "
     "hilsen fått om dere mitt meg når innlogging spørsmål faktura kurs bevis "
     "hjelp hvordan passord sertifikat dato arbeidsgiver deltaker betaling "
@@ -60,7 +60,8 @@ WORDS = (
     "påmeldingen refusjonen kvitteringen tilgangen modulen oppgaven "
     "reklamasjon purring inkasso kreditnota organisasjonsnummer ehf "
     "fakturaadresse kontaktperson avdeling lisens lisensene vedlegg skjermbilde"
-).split()  # noqa: SIM905
+)
+WORDS = _VOCABULARY.split()
 SUBJECTS = [
     "Kursbevis mangler",
     "Faktura til arbeidsgiver",

@@ -89,6 +89,15 @@ def _charts(report: Report) -> list[dict[str, Any]]:
     ]
 
 
+def duration_text(hours: float | None) -> str:
+    """A business-time duration for people: '–', '35 min', '6.5 h'."""
+    if hours is None:
+        return "–"
+    if hours < 1:
+        return f"{round(hours * 60)} min"
+    return f"{hours:.1f}".rstrip("0").rstrip(".") + " h"
+
+
 class ReportPages(Controller):
     path = "/reports"
     guards = [signed_in, csrf_checked]
@@ -116,6 +125,7 @@ class ReportPages(Controller):
             "first": report.period.first.isoformat(),
             "last": report.period.last.isoformat(),
             "error": None,
+            "duration": duration_text,
         }
         return page(request, "inbox/reports.html", context)
 
