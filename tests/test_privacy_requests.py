@@ -59,7 +59,11 @@ async def kari(runtime) -> int:
 
 
 async def test_access_request_from_mail_to_downloaded_export(runtime, client, agent, kari) -> None:
-    number = await mail_in(runtime, "Hei! Jeg ber om innsyn i alle opplysninger dere har om meg.")
+    number = await mail_in(
+        runtime,
+        "Hei! Jeg ber om innsyn i alle opplysninger dere har om meg.",
+        attachments=[("kvittering.pdf", "application/pdf", b"%PDF-1.4 kvittering", None)],
+    )
     suggested = await request_of(runtime, number)
     assert suggested is not None and (suggested.status, suggested.kind) == ("suggested", "access")
 
@@ -105,6 +109,9 @@ async def test_access_request_from_mail_to_downloaded_export(runtime, client, ag
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     assert {"data.json", "README.txt", "summary.html"} <= set(archive.namelist())
     data = json.loads(archive.read("data.json"))
+    (attachment,) = data["tickets"][0]["messages"][0]["attachments"]
+    assert attachment["filename"] == "kvittering.pdf"
+    assert archive.read(attachment["file"]) == b"%PDF-1.4 kvittering"
     assert data["profile"]["email"] == "kari@example.no"
     assert [e["course"] for e in data["enrolments"]] == ["hms-grunnkurs"]
     assert len(data["orders"]) == 2
@@ -306,3 +313,24 @@ async def test_list_puts_overdue_requests_first_and_filters_by_status(
         "outcome",
     }
     assert (await client.get("/api/v1/privacy-requests/999999", headers=agent)).status_code == 404
+
+
+async def test_an_english_speaking_learner_is_answered_in_english(runtime, client, agent) -> None:
+    await add_learner_with_history(runtime, email="john@example.com", name="John Smith")
+    async with transaction(runtime.sessions) as session:
+        learner = await session.scalar(
+            select(Learner).where(Learner.email_key == "john@example.com")
+        )
+        assert learner is not None
+        learner.locale = "en"
+    number = await mail_in(
+        runtime, "Please delete my data.", sender="John Smith <john@example.com>"
+    )
+    await client.post(
+        f"/api/v1/tickets/{number}/privacy-request", json={"kind": "erasure"}, headers=agent
+    )
+    (verify_mail,) = await mail_to(runtime, "john@example.com")
+    assert verify_mail["Subject"] == f"Please confirm your privacy request [#{number}]"
+    assert "we have received a privacy request (erasure)" in text_of(verify_mail)
+    page = await client.get(link_in(verify_mail, "verify"))
+    assert "Confirm your privacy request" in page.text
