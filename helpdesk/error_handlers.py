@@ -87,7 +87,12 @@ def is_service_unavailable(exc: BaseException) -> bool:
     request may succeed if retried, so it is a 503, not a failure of ours."""
     if isinstance(exc, OperationalError | InterfaceError | SqlalchemyTimeout | ConnectionError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    # PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient resources,
+    # e.g. too many connections) and 57 (operator intervention: shutting down, starting up).
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return exc.connection_invalidated or sqlstate[:2] in ("08", "53", "57")
 
 
 def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -15,12 +15,13 @@ Faults: `peer.rcpt_replies[address] = "550 …"` answers RCPT for that address,
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,9 @@ class SmtpPeer:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_replies: list[str] = field(default_factory=list)
     connections: int = 0
+    # Called (in a thread) after the message data arrived and before the relay answers;
+    # a client that went away meanwhile gets no acceptance: the mail is not recorded.
+    data_hook: Callable[[], object] | None = None
     _controller: Controller | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -198,6 +202,10 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.peer.data_replies:
             return self.peer.data_replies.pop(0)
+        if self.peer.data_hook is not None:
+            await asyncio.to_thread(self.peer.data_hook)
+            if server.transport is None or server.transport.is_closing():
+                return "451 4.3.0 client went away before the answer"
         assert envelope.original_content is not None and envelope.mail_from is not None
         self.peer.record(
             ReceivedMail(
