@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.config import Settings
-from helpdesk.models import PrivacyLink, PrivacyRequest, Ticket
+from helpdesk.models import PrivacyLink, PrivacyRequest, Ticket, WidgetConversation
 from helpdesk.privacy.cases import request_target
 from helpdesk.privacy.notices import send_notice
 
@@ -87,10 +87,6 @@ async def assess_identity(session: AsyncSession, ticket: Ticket) -> str | None:
 
 
 async def _verified_widget_identity(session: AsyncSession, ticket: Ticket) -> bool:
-    try:
-        from helpdesk.models.widget import WidgetConversation  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the widget capability is not installed in this tree yet
-        return False
     result = await session.execute(
         select(col(WidgetConversation.id)).where(
             col(WidgetConversation.ticket_id) == ticket.id,
