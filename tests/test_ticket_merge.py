@@ -94,6 +94,9 @@ async def test_merge_moves_messages_participants_and_orders_and_closes_the_sourc
     texts = [m.text for m in merged]
     assert "Send faktura til oss" in texts and "Hei, jeg finner ikke kursbeviset mitt." in texts
     assert any(f"#{source.number} was merged into this ticket" in t for t in texts)
+    reasons = {m.text: m.thread_reason for m in merged}
+    assert reasons["Send faktura til oss"] == f"moved; started #{source.number}, merged here"
+    assert reasons["Hei, jeg finner ikke kursbeviset mitt."] == "new"
     survivor = await _ticket(runtime, target.number)
     assert survivor.participants == ["leder@bygg.no", "regnskap@bygg.no"]
     assert survivor.tags == ["faktura"]

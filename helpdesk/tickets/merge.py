@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -47,7 +47,14 @@ async def merge_tickets(
     message_ids = list(
         await session.scalars(select(col(Message.id)).where(col(Message.ticket_id) == source.id))
     )
-    await move_messages(session, source, destination, [i for i in message_ids if i is not None])
+    moved = [i for i in message_ids if i is not None]
+    await move_messages(session, source, destination, moved)
+    # "Started this ticket" would be wrong in the target; say where the message came from.
+    await session.execute(
+        update(Message)
+        .where(col(Message.id).in_(moved), col(Message.thread_reason).startswith("new"))
+        .values(thread_reason=f"moved; started #{source.number}, merged here")
+    )
     await _move_orders(session, source, destination)
     destination.participants = merge_participants(
         destination.participants,
