@@ -291,3 +291,77 @@ async def test_the_message_count_in_the_database_matches_what_the_widget_shows(
         await client.get(f"{CONVERSATIONS}/{conversation}/messages", headers=auth(token))
     ).json()
     assert stored == len(listed["items"]) == 2
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+async def test_a_learner_sends_a_screenshot_that_operators_and_only_they_can_open(
+    runtime, client, agent
+) -> None:
+    conversation, token = await start(client)
+    _, stranger = await start(client, email="per@example.no")
+
+    sent = await client.post(
+        f"{CONVERSATIONS}/{conversation}/attachments",
+        files={"file": ("skjermbilde", PNG, "application/octet-stream")},
+        data={"body": "Her er feilmeldingen"},
+        headers=auth(token),
+    )
+
+    assert sent.status_code == 201, sent.text
+    (attachment,) = sent.json()["attachments"]
+    assert (attachment["filename"], attachment["content_type"]) == ("skjermbilde.png", "image/png")
+    assert sent.json()["text"] == "Her er feilmeldingen"
+    url = f"{CONVERSATIONS}/{conversation}/attachments/{attachment['id']}"
+    own = await client.get(url, headers=auth(token))
+    assert own.status_code == 200 and own.content == PNG
+    assert own.headers["content-type"] == "application/octet-stream"
+    assert own.headers["x-content-type-options"] == "nosniff"
+    assert (await client.get(url, headers=auth(stranger))).status_code == 404
+    operator_copy = await client.get(f"/api/v1/attachments/{attachment['id']}", headers=agent)
+    assert operator_copy.content == PNG
+    listed = (
+        await client.get(f"{CONVERSATIONS}/{conversation}/messages", headers=auth(token))
+    ).json()
+    assert listed["items"][-1]["attachments"] == [attachment]
+
+
+async def test_a_pdf_is_accepted_and_anything_else_refused_by_its_content(runtime, client) -> None:
+    conversation, token = await start(client)
+    url = f"{CONVERSATIONS}/{conversation}/attachments"
+
+    pdf = await client.post(
+        url, files={"file": ("kvittering.pdf", PDF, "application/pdf")}, headers=auth(token)
+    )
+    disguised = await client.post(
+        url,
+        files={"file": ("bilde.png", b"MZ\x90\x00 this is a program", "image/png")},
+        headers=auth(token),
+    )
+    html = await client.post(
+        url,
+        files={"file": ("x.pdf", b"<html><script>alert(1)</script>", "application/pdf")},
+        headers=auth(token),
+    )
+
+    assert (
+        pdf.status_code == 201 and pdf.json()["attachments"][0]["content_type"] == "application/pdf"
+    )
+    for refused in (disguised, html):
+        assert refused.status_code == 422
+        assert "PDF" in refused.json()["fields"]["file"]
+
+
+async def test_files_over_ten_megabytes_are_refused(runtime, client) -> None:
+    conversation, token = await start(client)
+
+    big = await client.post(
+        f"{CONVERSATIONS}/{conversation}/attachments",
+        files={"file": ("stor.png", PNG + b"\x00" * (10 * 1024 * 1024), "image/png")},
+        headers=auth(token),
+    )
+
+    assert big.status_code == 413
+    assert big.json()["error"] == "payload_too_large"

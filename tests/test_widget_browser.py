@@ -185,6 +185,13 @@ def test_a_learner_chats_with_support_from_another_origin(installation: Installa
         composer.press("Enter")
         expect(log).to_contain_text("Takk, nå fant jeg det!")
 
+        # A screenshot as attachment: checked by its content, shown as a file in the chat.
+        png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+        page.locator("#hd-file").set_input_files(
+            {"name": "feilmelding.png", "mimeType": "image/png", "buffer": png}
+        )
+        expect(log.get_by_role("button", name="feilmelding.png")).to_be_visible()
+
         # A reload keeps the conversation (the token is in localStorage).
         page.reload()
         page.get_by_role("button", name="Kontakt kundeservice").click()

@@ -29,7 +29,8 @@
       sendCode: "Send kode", code: "Kode fra e-posten", confirm: "Bekreft",
       codeSent: "Vi har sendt deg en kode på e-post.", verified: "E-postadressen din er bekreftet.",
       offline: "Mistet forbindelsen. Vi prøver igjen …", failed: "Det gikk ikke. Prøv igjen.",
-      newChat: "Ny samtale", unread: "nye svar", leaveEmpty: "La dette feltet stå tomt"
+      newChat: "Ny samtale", unread: "nye svar", leaveEmpty: "La dette feltet stå tomt",
+      attach: "Legg ved bilde eller PDF (maks 10 MB)"
     },
     en: {
       open: "Contact support", close: "Close the chat", title: data.title || "Support",
@@ -40,7 +41,8 @@
       sendCode: "Send code", code: "Code from the email", confirm: "Confirm",
       codeSent: "We have sent you a code by email.", verified: "Your email address is confirmed.",
       offline: "Connection lost. Trying again …", failed: "That did not work. Please try again.",
-      newChat: "New conversation", unread: "new replies", leaveEmpty: "Leave this field empty"
+      newChat: "New conversation", unread: "new replies", leaveEmpty: "Leave this field empty",
+      attach: "Attach an image or PDF (max 10 MB)"
     }
   }[LOCALE];
 
@@ -77,6 +79,9 @@
     ".verify input{width:9em}",
     "footer{padding:6px 12px;font-size:12px;color:#5b6b7c;background:#fff;border-top:1px solid #eef1f4;display:flex;justify-content:space-between}",
     "footer a{color:#5b6b7c}",
+    ".clip{display:grid;place-items:center;width:40px;height:40px;border:1px solid #c9d2dc;border-radius:8px;cursor:pointer;color:#5b6b7c;flex:none}",
+    ".clip:focus-within{outline:3px solid #f5b700}",
+    ".file{display:block;margin-top:4px;font-size:13px}",
     ".trap{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}",
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}"
   ].join("\n");
@@ -121,7 +126,16 @@
   var notice = el("p", { class: "notice", role: "alert" });
   var body = el("div", { class: "body", role: "log", "aria-live": "polite", "aria-label": TEXT.title, tabindex: "0" });
   var verifyBox = el("div", { class: "verify", hidden: "" });
+  var fileInput = el("input", {
+    id: "hd-file", type: "file", class: "sr", accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf",
+    onchange: onFile
+  });
   var composer = el("form", { class: "composer", hidden: "", onsubmit: onSend }, [
+    el("label", { class: "clip", title: TEXT.attach }, [
+      el("span", { "aria-hidden": "true", text: "\ud83d\udcce" }),
+      el("span", { class: "sr", text: TEXT.attach }),
+      fileInput
+    ]),
     el("label", { for: "hd-composer", class: "sr", text: TEXT.yourMessage }),
     el("textarea", { id: "hd-composer", name: "body", rows: "1", placeholder: TEXT.yourMessage, maxlength: "5000", required: "" }),
     el("button", { class: "primary", type: "submit", text: TEXT.send })
@@ -300,6 +314,44 @@
     }).then(function () { button.disabled = false; field.focus(); });
   }
 
+  function onFile() {
+    var file = fileInput.files && fileInput.files[0];
+    if (!file || !saved) return;
+    if (file.size > 10 * 1024 * 1024) { say(TEXT.attach); fileInput.value = ""; return; }
+    var form = new FormData(), field = composer.querySelector("textarea");
+    form.append("file", file, file.name);
+    form.append("body", field.value);
+    say("");
+    fetch(API + "/api/v1/widget/conversations/" + saved.id + "/attachments", {
+      method: "POST", body: form, mode: "cors", credentials: "omit",
+      headers: { Authorization: "Bearer " + saved.token }
+    }).then(function (response) {
+      return response.json().then(function (json) {
+        if (!response.ok) throw new Error(fieldText(json) || TEXT.failed);
+        field.value = ""; addMessage(json);
+      });
+    }).catch(function (error) { say(error.message); }).then(function () { fileInput.value = ""; });
+  }
+
+  function fieldText(json) {
+    var fields = json && json.fields;
+    return fields ? Object.keys(fields).map(function (k) { return fields[k]; }).join(" ") : json && json.detail;
+  }
+
+  function download(attachment) {
+    fetch(API + "/api/v1/widget/conversations/" + saved.id + "/attachments/" + attachment.id, {
+      headers: { Authorization: "Bearer " + saved.token }, mode: "cors", credentials: "omit"
+    }).then(function (response) {
+      if (!response.ok) throw new Error(TEXT.failed);
+      return response.blob();
+    }).then(function (blob) {
+      var url = URL.createObjectURL(blob), link = document.createElement("a");
+      link.href = url; link.download = attachment.filename;
+      root.appendChild(link); link.click(); link.remove();
+      setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+    }).catch(function (error) { say(error.message); });
+  }
+
   function addMessage(message) {
     if (shown[message.id]) return;
     shown[message.id] = true;
@@ -308,7 +360,12 @@
     var bubble = el("div", { class: "bubble" + (mine ? " mine" : ""), "data-message-id": String(message.id) }, [
       el("span", { class: "who", text: mine ? TEXT.you : (message.author.name || TEXT.support) }),
       el("span", { class: "text", text: message.text })
-    ]);
+    ].concat((message.attachments || []).map(function (attachment) {
+      return el("button", {
+        class: "link file", type: "button", text: "\ud83d\udcce " + attachment.filename,
+        onclick: function () { download(attachment); }
+      });
+    })));
     // Keep the order by id even when the stream and a POST answer cross.
     var later = Array.prototype.find.call(body.children, function (node) {
       return Number(node.getAttribute("data-message-id")) > message.id;

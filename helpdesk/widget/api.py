@@ -7,19 +7,22 @@ of another conversation is answered exactly like a wrong id (404).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.background_tasks import BackgroundTask
+from litestar.datastructures import UploadFile
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.bootstrap import Runtime
 from helpdesk.deps import bearer_token
 from helpdesk.error_handlers import error_response
-from helpdesk.errors import ValidationFailed
+from helpdesk.errors import NotFound, ValidationFailed
 from helpdesk.models import Ticket, WidgetConversation
 from helpdesk.outbound.tasks import kick_delivery
+from helpdesk.tickets.attachments import content_disposition
 from helpdesk.widget import service, verification
 from helpdesk.widget.cors import widget_cors_middleware
 from helpdesk.widget.events import conversation_events, parse_last_event_id
@@ -41,9 +44,11 @@ from helpdesk.widget.schemas import (
     conversation_out,
     message_out,
 )
+from helpdesk.widget.uploads import MAX_UPLOAD_BYTES
 
 # JSON bodies are small; anything larger is refused (413) before it is read.
 MAX_JSON_BYTES = 64 * 1024
+MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + MAX_JSON_BYTES
 SLOW_DOWN = "You are sending messages very fast. Please wait a moment and try again."
 TOO_MANY_CONVERSATIONS = (
     "Too many new conversations from your network. Please try again later or email us."
@@ -52,6 +57,37 @@ TOO_MANY_CONVERSATIONS = (
 
 def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str | None
+    content: bytes
+    body: str = ""
+    website: str = ""
+
+
+async def read_upload(request: Request[Any, Any, Any]) -> Upload:
+    """The multipart form of a file upload: one `file`, optional `body` and honeypot."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ValidationFailed({"file": "Send the file as multipart/form-data."})
+    form = await request.form()
+    try:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise ValidationFailed({"file": "Choose a file to send."})
+        content = await file.read()
+        body, website = form.get("body", ""), form.get("website", "")
+        return Upload(
+            filename=file.filename,
+            content=content,
+            body=body if isinstance(body, str) else "",
+            website=website if isinstance(website, str) else "",
+        )
+    finally:
+        for _, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                await value.close()
 
 
 def check_honeypot(value: str) -> None:
@@ -137,8 +173,10 @@ class ConversationController(Controller):
         after: int | None = None,
     ) -> MessageListOut:
         conversation = await authorised(request, db_session, conversation_id)
-        rows = await service.visible_messages(db_session, conversation.ticket_id, after=after)
-        return MessageListOut(items=[message_out(m) for m in rows])
+        rows = await service.visible_messages_with_files(
+            db_session, conversation.ticket_id, after=after
+        )
+        return MessageListOut(items=[message_out(m, files) for m, files in rows])
 
     @post(
         "/{conversation_id:str}/messages",
@@ -161,6 +199,60 @@ class ConversationController(Controller):
             db_session, conversation, data.body, runtime.clock.now()
         )
         return message_out(message)
+
+    @post(
+        "/{conversation_id:str}/attachments",
+        summary="The learner sends a file (multipart: file, body?): images and PDF, 10 MB",
+        status_code=201,
+        request_max_body_size=MAX_UPLOAD_REQUEST_BYTES,
+    )
+    async def post_file(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        conversation_id: str,
+    ) -> WidgetMessageOut:
+        conversation = await authorised(request, db_session, conversation_id)
+        upload = await read_upload(request)
+        check_honeypot(upload.website)
+        limit_posts(runtime, request, conversation.public_id)
+        message, attachment = await service.post_file(
+            db_session,
+            runtime.storage,
+            conversation,
+            body=upload.body,
+            filename=upload.filename,
+            content=upload.content,
+            now=runtime.clock.now(),
+        )
+        return message_out(message, [attachment])
+
+    @get("/{conversation_id:str}/attachments/{attachment_id:int}", summary="Download a file")
+    async def download(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        conversation_id: str,
+        attachment_id: int,
+    ) -> Response[bytes]:
+        conversation = await authorised(request, db_session, conversation_id)
+        attachment = await service.learner_attachment(db_session, conversation, attachment_id)
+        if not runtime.storage.exists(attachment.storage_path):
+            raise NotFound("This file is no longer available.")
+        return Response(
+            runtime.storage.read(attachment.storage_path),
+            media_type="application/octet-stream",
+            headers={
+                "Content-Disposition": content_disposition(attachment).replace(
+                    "inline;", "attachment;"
+                ),
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+                "Cache-Control": "private, no-store",
+            },
+        )
 
     @post(
         "/{conversation_id:str}/displayed",

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from helpdesk.bootstrap import Runtime
 from helpdesk.models import WidgetConversation
 from helpdesk.widget.schemas import message_out
-from helpdesk.widget.service import visible_messages
+from helpdesk.widget.service import visible_messages_with_files
 
 HEARTBEAT_SECONDS = 15.0
 STREAM_SECONDS = 30 * 60
@@ -55,10 +55,14 @@ async def conversation_events(
         while True:
             async with runtime.sessions() as session:
                 moved = await _moved(session, conversation_id, ticket_id)
-                fresh = [] if moved else await visible_messages(session, ticket_id, after=last_id)
-            for message in fresh:
+                fresh = (
+                    []
+                    if moved
+                    else await visible_messages_with_files(session, ticket_id, after=last_id)
+                )
+            for message, files in fresh:
                 assert message.id is not None
-                yield sse_message(message.id, msgspec.json.encode(message_out(message)))
+                yield sse_message(message.id, msgspec.json.encode(message_out(message, files)))
                 last_id = message.id
             if moved:  # the conversation went on in a follow-up ticket: reconnect there
                 return

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 from msgspec import Struct
 
-from helpdesk.models import Message, Ticket, WidgetConversation
+from helpdesk.models import Attachment, Message, Ticket, WidgetConversation
 
 
 class StartConversationIn(Struct):
@@ -47,6 +48,13 @@ class WidgetAuthorOut(Struct):
     name: str | None
 
 
+class WidgetAttachmentOut(Struct):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+
+
 class WidgetMessageOut(Struct):
     """A chat bubble: the learner's own message or an operator's reply."""
 
@@ -55,6 +63,7 @@ class WidgetMessageOut(Struct):
     author: WidgetAuthorOut
     created_at: datetime
     text: str
+    attachments: list[WidgetAttachmentOut] = []
 
 
 class ConversationOut(Struct):
@@ -86,7 +95,7 @@ class VerificationOut(Struct):
     detail: str
 
 
-def message_out(message: Message) -> WidgetMessageOut:
+def message_out(message: Message, attachments: Sequence[Attachment] = ()) -> WidgetMessageOut:
     """A message as the learner sees it (operators by name only, never their address)."""
     assert message.id is not None
     inbound = message.direction == "inbound"
@@ -96,6 +105,12 @@ def message_out(message: Message) -> WidgetMessageOut:
         author=WidgetAuthorOut(kind="learner" if inbound else "operator", name=message.author_name),
         created_at=message.created_at,
         text=message.text if inbound else (message.reply_text or message.text),
+        attachments=[
+            WidgetAttachmentOut(
+                id=a.id or 0, filename=a.filename, content_type=a.content_type, size=a.size
+            )
+            for a in attachments
+        ],
     )
 
 

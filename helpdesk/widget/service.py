@@ -18,9 +18,10 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.adapters.storage import FileStorage
 from helpdesk.audit.service import record_event
 from helpdesk.errors import NotFound, ValidationFailed
-from helpdesk.models import Message, Ticket, WidgetConversation
+from helpdesk.models import Attachment, Message, Ticket, WidgetConversation
 from helpdesk.outbound.compose import clean_text
 from helpdesk.outbound.headers import is_sendable
 from helpdesk.tickets.lifecycle import (
@@ -31,6 +32,7 @@ from helpdesk.tickets.lifecycle import (
     target,
 )
 from helpdesk.widget.followup import cancel_unseen_mail
+from helpdesk.widget.uploads import attachments_of, checked_upload, store_upload
 
 MAX_NAME = 200
 MAX_EMAIL = 254
@@ -180,6 +182,15 @@ async def visible_messages(
     return list((await session.scalars(query)).all())
 
 
+async def visible_messages_with_files(
+    session: AsyncSession, ticket_id: int, *, after: int | None = None
+) -> list[tuple[Message, list[Attachment]]]:
+    """`visible_messages` with each message's attachments."""
+    messages = await visible_messages(session, ticket_id, after=after)
+    files = await attachments_of(session, [m.id for m in messages if m.id is not None])
+    return [(m, files.get(m.id or 0, [])) for m in messages]
+
+
 async def post_message(
     session: AsyncSession, conversation: WidgetConversation, body: str, now: datetime
 ) -> Message:
@@ -242,3 +253,38 @@ async def mark_displayed(
             session, ACTOR, "widget.reply_mail_cancelled", target(ticket), mails=cancelled
         )
     return cancelled
+
+
+async def post_file(
+    session: AsyncSession,
+    storage: FileStorage,
+    conversation: WidgetConversation,
+    *,
+    body: str,
+    filename: str | None,
+    content: bytes,
+    now: datetime,
+) -> tuple[Message, Attachment]:
+    """The learner sends a file (with an optional line of text); checked by its content."""
+    name, content_type = checked_upload(filename, content)
+    message = await post_message(session, conversation, body.strip() or name, now)
+    attachment = await store_upload(session, storage, message, name, content_type, content)
+    return message, attachment
+
+
+async def learner_attachment(
+    session: AsyncSession, conversation: WidgetConversation, attachment_id: int
+) -> Attachment:
+    """An attachment of a message this conversation's learner can see; 404 otherwise."""
+    found = await session.scalar(
+        select(Attachment)
+        .join(Message, col(Message.id) == col(Attachment.message_id))
+        .where(
+            col(Attachment.id) == attachment_id,
+            col(Message.ticket_id) == conversation.ticket_id,
+            learner_visible(),
+        )
+    )
+    if found is None:
+        raise NotFound("No such file in this conversation.")
+    return found
