@@ -19,9 +19,10 @@ from helpdesk.bootstrap import Runtime
 from helpdesk.db import create_session_factory, transaction
 from helpdesk.inbox import ticket_stream
 from helpdesk.live import wait_for_published
-from helpdesk.models import Message, OutboundEmail, Ticket
+from helpdesk.models import Message, Operator, OutboundEmail, Ticket
 from helpdesk.outbound.tasks import kick_delivery
 from helpdesk.tickets import service as tickets
+from helpdesk.tickets.moves import move_message
 from tests.factories import T0, add_ticket, learner_mail
 from tests.inbox_helpers import add_inbox_operator, csrf_from, post_form, sign_in
 from tests.sse_stream import cookie_header, open_stream
@@ -167,6 +168,41 @@ async def test_a_forged_resume_position_is_ignored(
         assert (await stream.next_named("ticket")).json()["status"] == "new"
         message_id = await _learner_writes(runtime, ticket.number, "Hallo?")
         assert (await stream.next_named("message")).json()["id"] == message_id
+
+
+async def test_a_moved_message_leaves_one_open_page_and_joins_the_other_in_its_place(
+    signed_in: httpx.AsyncClient, runtime: Runtime, app
+) -> None:
+    source = await add_ticket(runtime, subject="Kursbevis mangler")
+    destination = await add_ticket(runtime, subject="Faktura til arbeidsgiver")
+    moved = await _learner_writes(runtime, source.number, "Hører egentlig til fakturaen")
+    first_of_destination = await _newest_message_id(runtime, destination)
+    headers = cookie_header(signed_in)
+
+    async with (
+        open_stream(app, f"/inbox/tickets/{source.number}/events", headers) as source_page,
+        open_stream(app, f"/inbox/tickets/{destination.number}/events", headers) as other_page,
+    ):
+        await source_page.next_named("ticket")
+        await other_page.next_named("ticket")
+        async with transaction(runtime.sessions) as session:
+            operator = await session.scalar(select(Operator))
+            assert operator is not None
+            await move_message(
+                session,
+                await tickets.get_ticket(session, source.number),
+                moved,
+                await tickets.get_ticket(session, destination.number),
+                operator=operator,
+                now=T0,
+            )
+        await wait_for_published()
+        removed = (await source_page.next_named("removed")).json()
+        arrived = (await other_page.next_named("message")).json()
+
+    assert removed == {"ids": [moved]}
+    assert arrived["id"] == moved and arrived["after"] == first_of_destination
+    assert "Hører egentlig til fakturaen" in arrived["html"]
 
 
 async def test_status_and_assignee_changes_reach_the_open_page(

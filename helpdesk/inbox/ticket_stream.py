@@ -6,9 +6,10 @@ show yet (`helpdesk.inbox.ticket_updates`). Every event carries the id of the ne
 message sent as its SSE `id`, so a browser that reconnects (`Last-Event-ID`) gets exactly
 the messages it missed. Presence events of the same channel update who else is here.
 
-Events sent: `message` {id, side, html}, `delivery` {message, status, label}, `ticket`
-{status, status_label, priority, …}, `presence` {people: [{name, initials, typing}]},
-`gone` (the ticket was deleted) and `signed-out`.
+Events sent: `message` {id, side, after, html} (`after`: the message it follows),
+`removed` {ids} (moved, split off or merged away), `delivery` {message, status, label},
+`ticket` {status, status_label, priority, …}, `presence` {people: [{name, initials,
+typing}]}, `gone` (the ticket was deleted) and `signed-out`.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ async def _catch_up(
         async with watch.runtime.sessions() as session:
             changes = await catch_up(session, view)
             # Rendered while the session is open: templates may read related rows.
-            rendered = [(item, watch.render_message(item)) for item in changes.messages]
+            rendered = [(new, watch.render_message(new.item)) for new in changes.messages]
     except Exception:
         # The browser reconnects after the retry delay and catches up from its last id.
         log.exception("live updates of ticket %s could not be read", view.ticket_id)
@@ -141,8 +142,11 @@ async def _catch_up(
     if changes.gone:
         return [sse("gone", {})], True
     events = []
-    for item, html in rendered:
-        payload = {"id": item.row.message.id, "side": item.side, "html": html}
+    if changes.removed:
+        events.append(sse("removed", {"ids": changes.removed}, view.last_message_id))
+    for new, html in rendered:
+        message_id, side = new.item.row.message.id, new.item.side
+        payload = {"id": message_id, "side": side, "after": new.after, "html": html}
         events.append(sse("message", payload, view.last_message_id))
     for message_id, (status, label) in changes.delivery.items():
         payload = {"message": message_id, "status": status, "label": label}

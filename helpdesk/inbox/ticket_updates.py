@@ -22,14 +22,28 @@ from helpdesk.tickets.queries import MessageRow
 @dataclass
 class TicketView:
     ticket_id: int
+    # The newest message id the page has (what a reconnecting browser resumes from).
     last_message_id: int
+    # Ids of the messages on the page; None until the first catch-up reads them (every
+    # message up to `last_message_id` is on the page then).
+    shown: set[int] | None = None
     delivery: dict[int, str] = field(default_factory=dict)
     facts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
+class NewMessage:
+    item: ConversationItem
+    # The message it follows in the conversation (None: the first), so a message moved or
+    # merged in from another ticket lands in its place, not at the end.
+    after: int | None
+
+
+@dataclass(frozen=True)
 class TicketChanges:
-    messages: list[ConversationItem]
+    messages: list[NewMessage]
+    # Messages no longer on the ticket (moved, split off or merged away).
+    removed: list[int]
     # Message id → (status, label) for replies whose delivery status changed.
     delivery: dict[int, tuple[str, str]]
     # The ticket's fields when they changed (None: unchanged); `gone` when it was deleted.
@@ -41,11 +55,17 @@ async def catch_up(session: AsyncSession, view: TicketView) -> TicketChanges:
     """Everything that changed on the ticket since `view`; `view` is moved forward."""
     facts = await _facts(session, view.ticket_id)
     if facts is None:
-        return TicketChanges([], {}, None, gone=True)
+        return TicketChanges([], [], {}, None, gone=True)
+    order = await _conversation_order(session, view.ticket_id)
+    if view.shown is None:
+        view.shown = {i for i in order if i <= view.last_message_id}
+    previous = dict(zip(order, [None, *order[:-1]], strict=True))
+    new_ids = [i for i in order if i not in view.shown]
+    removed = sorted(view.shown - set(order))
     statuses = await _delivery_statuses(session, view.ticket_id)
-    rows = await _new_messages(session, view.ticket_id, view.last_message_id, statuses)
-    if rows:
-        view.last_message_id = max(view.last_message_id, *(r.message.id or 0 for r in rows))
+    rows = await _message_rows(session, new_ids, statuses)
+    view.shown = set(order)
+    view.last_message_id = max([view.last_message_id, *order])
     changed = {
         message_id: (status, DELIVERY_LABELS.get(status, status))
         for message_id, status in statuses.items()
@@ -54,7 +74,10 @@ async def catch_up(session: AsyncSession, view: TicketView) -> TicketChanges:
     view.delivery = statuses
     new_facts = facts if facts != view.facts else None
     view.facts = facts
-    return TicketChanges(conversation_items(rows), changed, new_facts)
+    messages = [
+        NewMessage(item, previous[item.row.message.id or 0]) for item in conversation_items(rows)
+    ]
+    return TicketChanges(messages, removed, changed, new_facts)
 
 
 async def newest_message_id(session: AsyncSession, ticket_id: int) -> int:
@@ -104,23 +127,29 @@ async def _delivery_statuses(session: AsyncSession, ticket_id: int) -> dict[int,
     return statuses
 
 
-async def _new_messages(
-    session: AsyncSession, ticket_id: int, after_id: int, statuses: dict[int, str]
-) -> list[MessageRow]:
-    messages = list(
-        await session.scalars(
-            select(Message)
-            .where(col(Message.ticket_id) == ticket_id, col(Message.id) > after_id)
-            .order_by(col(Message.created_at), col(Message.id))
-        )
+async def _conversation_order(session: AsyncSession, ticket_id: int) -> list[int]:
+    """The ticket's message ids in the order the page shows them."""
+    ids = await session.scalars(
+        select(col(Message.id))
+        .where(col(Message.ticket_id) == ticket_id)
+        .order_by(col(Message.created_at), col(Message.id))
     )
-    if not messages:
+    return [int(i) for i in ids if i is not None]
+
+
+async def _message_rows(
+    session: AsyncSession, ids: list[int], statuses: dict[int, str]
+) -> list[MessageRow]:
+    """These messages, with attachments and delivery status, in the order of `ids`."""
+    if not ids:
         return []
+    found = {
+        m.id: m for m in await session.scalars(select(Message).where(col(Message.id).in_(ids)))
+    }
+    messages = [found[i] for i in ids if i in found]
     attachments: dict[int | None, list[Attachment]] = {}
     for attachment in await session.scalars(
-        select(Attachment)
-        .where(col(Attachment.message_id).in_([m.id for m in messages]))
-        .order_by(col(Attachment.id))
+        select(Attachment).where(col(Attachment.message_id).in_(ids)).order_by(col(Attachment.id))
     ):
         attachments.setdefault(attachment.message_id, []).append(attachment)
     return [MessageRow(m, attachments.get(m.id, []), statuses.get(m.id or 0)) for m in messages]

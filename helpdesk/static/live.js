@@ -64,7 +64,11 @@
 
     function insertMessage(data) {
       if (!conversation || document.getElementById("message-" + data.id)) return;
-      conversation.insertAdjacentHTML("beforeend", data.html);
+      // In conversation order: after the message it follows (one moved in may be older).
+      var previous = data.after === null ? null : document.getElementById("message-" + data.after);
+      if (previous && previous.parentNode === conversation) previous.insertAdjacentHTML("afterend", data.html);
+      else if (data.after === null) conversation.insertAdjacentHTML("afterbegin", data.html);
+      else conversation.insertAdjacentHTML("beforeend", data.html);
       var item = document.getElementById("message-" + data.id);
       if (item) item.classList.add("is-new");
       if (seenField && Number(data.id) > Number(seenField.value || 0)) seenField.value = String(data.id);
@@ -78,6 +82,14 @@
       warning.className = "live-composer-notice";
       warning.textContent = "A new message from the learner just arrived — it is shown above.";
       form.insertBefore(warning, form.querySelector("label"));
+    }
+
+    function removeMessages(data) {
+      (data.ids || []).forEach(function (id) {
+        var item = document.getElementById("message-" + id);
+        if (item) item.remove();
+      });
+      show(notice, "Messages were moved to another ticket by a colleague.");
     }
 
     function updateDelivery(data) {
@@ -180,6 +192,7 @@
 
     source = follow(url, {
       message: insertMessage,
+      removed: removeMessages,
       delivery: updateDelivery,
       ticket: updateTicket,
       presence: showPresence,
