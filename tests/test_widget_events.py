@@ -226,3 +226,30 @@ async def test_replies_travel_through_redis_between_processes(settings, redis_ur
     finally:
         await learner_side.close()
         await operator_side.close()
+
+
+async def test_a_stream_ends_when_the_conversation_moves_to_a_follow_up(
+    runtime, http, agent
+) -> None:
+    conversation, token = await start(http)
+    number = (await ticket_of(runtime, conversation)).number
+
+    async with await open_stream(http, conversation, token) as response:
+        reader = EventReader(response)
+        await next_message(reader)
+        closed = await http.patch(
+            f"/api/v1/tickets/{number}", json={"status": "closed"}, headers=agent
+        )
+        assert closed.status_code == 200
+        posted = await http.post(
+            f"{CONVERSATIONS}/{conversation}/messages",
+            json={"body": "Hei igjen"},
+            headers=auth(token),
+        )
+        assert posted.status_code == 201
+        with pytest.raises(EOFError):
+            await next_message(reader)
+
+    async with await open_stream(http, conversation, token) as response:
+        first = await next_message(EventReader(response))
+    assert first["data"]["text"] == "Hei igjen"

@@ -52,20 +52,22 @@ async def conversation_events(
     yield b"retry: %d\n\n" % RETRY_MS
     deadline = time.monotonic() + (lifetime or STREAM_SECONDS)
     async with runtime.pubsub.subscribe(f"ticket:{ticket_id}") as subscription:
+        kind = "resync"  # at the start: catch up, and make sure the conversation is here
         while True:
             async with runtime.sessions() as session:
-                moved = await _moved(session, conversation_id, ticket_id)
+                # "ticket" (status, or the conversation moved on): only the move matters;
+                # "message": only the new messages; "resync": both.
+                if kind != "message" and await _moved(session, conversation_id, ticket_id):
+                    return  # the conversation went on in a follow-up ticket: reconnect there
                 fresh = (
-                    []
-                    if moved
-                    else await visible_messages_with_files(session, ticket_id, after=last_id)
+                    await visible_messages_with_files(session, ticket_id, after=last_id)
+                    if kind != "ticket"
+                    else []
                 )
             for message, files in fresh:
                 assert message.id is not None
                 yield sse_message(message.id, msgspec.json.encode(message_out(message, files)))
                 last_id = message.id
-            if moved:  # the conversation went on in a follow-up ticket: reconnect there
-                return
             event = None
             while event is None:
                 remaining = deadline - time.monotonic()
@@ -76,6 +78,7 @@ async def conversation_events(
                     yield b": heartbeat\n\n"
                 elif event.data.get("type") not in ("message", "resync", "ticket"):
                     event = None
+            kind = str(event.data.get("type"))
 
 
 async def _moved(session: AsyncSession, conversation_id: int, ticket_id: int) -> bool:

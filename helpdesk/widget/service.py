@@ -21,6 +21,7 @@ from sqlmodel import col
 from helpdesk.adapters.storage import FileStorage
 from helpdesk.audit.service import record_event
 from helpdesk.errors import NotFound, ValidationFailed
+from helpdesk.live import announce_ticket_change
 from helpdesk.models import Attachment, Message, Ticket, WidgetConversation
 from helpdesk.outbound.compose import clean_text
 from helpdesk.outbound.headers import is_sendable
@@ -223,6 +224,7 @@ async def post_message(
     assert followup.id is not None
     followup.learner_id = conversation.learner_id
     conversation.ticket_id = followup.id
+    announce_ticket_change(session, ticket)  # open streams of the old ticket reconnect
     return message
 
 
