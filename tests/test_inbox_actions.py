@@ -142,7 +142,10 @@ async def test_split_form_opens_the_new_ticket(agent: httpx.AsyncClient, runtime
     message_id = await _add_learner_message(runtime, ticket.number, "Et annet spørsmål: faktura?")
 
     response = await post_form(
-        agent, _url(ticket.number), f"{_url(ticket.number)}/messages/{message_id}/split", {}
+        agent,
+        _url(ticket.number),
+        f"{_url(ticket.number)}/messages/{message_id}/split",
+        {"subject": "Faktura"},
     )
 
     assert response.status_code == 303
@@ -150,6 +153,7 @@ async def test_split_form_opens_the_new_ticket(agent: httpx.AsyncClient, runtime
     assert new_number != ticket.number
     page = await agent.get(response.headers["location"])
     assert "Et annet spørsmål: faktura?" in page.text and "Split off by an operator" in page.text
+    assert "<h1" in page.text and 'Faktura <span class="ticket-number">' in page.text
     assert "Et annet spørsmål: faktura?" not in await _texts(runtime, ticket.number)
     assert (
         "message.split",

@@ -112,7 +112,9 @@ class TicketActions(Controller):
         number: int,
         message_id: int,
     ) -> Redirect:
-        """Open a new ticket with this message; shows the new ticket."""
+        """Open a new ticket with this message (and the subject typed, if any)."""
+        form = await request.form()
+        subject = str(form.get("subject") or "").strip() or None
 
         async def action() -> Redirect:
             ticket = await get_ticket(db_session, number)
@@ -122,6 +124,7 @@ class TicketActions(Controller):
                 message_id,
                 operator=current_operator(request),
                 now=runtime.clock.now(),
+                subject=subject,
             )
             return redirect_with_flash(_url(new_ticket.number), "message-split")
 
