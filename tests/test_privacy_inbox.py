@@ -90,3 +90,63 @@ async def test_list_shows_overdue_requests_first(runtime, signed_in_admin) -> No
     assert listing.count("Overdue") == 1
     extended = await client.get("/inbox/privacy?status=completed")
     assert "No privacy requests." in extended.text
+
+
+async def _verified_case(runtime, client, kind: str, body: str) -> tuple[int, str]:
+    number = await mail_in(runtime, body)
+    converted = await post_form(
+        client,
+        f"/inbox/tickets/{number}",
+        f"/inbox/privacy/tickets/{number}/convert",
+        {"kind": kind},
+    )
+    (verify_mail,) = [
+        m for m in await mail_to(runtime, "kari@example.no") if "/privacy/verify/" in text_of(m)
+    ]
+    await confirm_by_link(client, link_in(verify_mail, "verify"))
+    return number, converted.headers["location"]
+
+
+async def test_rectification_form_corrects_the_profile(runtime, signed_in_admin) -> None:
+    client = signed_in_admin
+    await add_learner_with_history(runtime, email="kari@example.no")
+    number, url = await _verified_case(
+        runtime, client, "rectification", "Retting: navnet mitt er feil."
+    )
+    page = await client.get(url)
+    assert 'name="organisation"' in page.text
+    done = await post_form(
+        client,
+        url,
+        f"{url}/fulfil",
+        {
+            "name": "Kari Nordmann-Berg",
+            "email": "kari@example.no",
+            "organisation": "Nordmann Bygg AS",
+        },
+    )
+    assert done.status_code == 303
+    assert "Rectified: name." in (await client.get(url)).text
+    assert "Kari Nordmann-Berg" in (await client.get(f"/inbox/tickets/{number}")).text
+
+
+async def test_erasure_in_the_inbox_is_for_admins_and_offers_redaction(runtime, client) -> None:
+    runtime.clock = FrozenClock(NOW)
+    await add_inbox_operator(runtime, "ola@kurs.example", "Ola Agent", "agent")
+    await add_inbox_operator(runtime, "ada@kurs.example", "Ada Admin", "admin")
+    await add_learner_with_history(runtime, email="kari@example.no", name="Kari Nordmann")
+    other = await mail_in(
+        runtime, "Kari Nordmann anbefalte kurset.", sender="Per <per@example.no>", subject="Tips"
+    )
+    await sign_in(client, "ola@kurs.example")
+    number, url = await _verified_case(runtime, client, "erasure", "Slett mine opplysninger.")
+    refused = await post_form(client, url, f"{url}/fulfil", {})
+    assert refused.status_code == 403
+    await sign_in(client, "ada@kurs.example")
+    assert (await post_form(client, url, f"{url}/fulfil", {})).status_code == 303
+    page = await client.get(url)
+    assert "Other tickets that mention the erased learner" in page.text and f"#{other}" in page.text
+    redacted = await post_form(client, url, f"{url}/mentions/{other}/redact", {})
+    assert redacted.status_code == 303
+    assert "[slettet] anbefalte kurset." in (await client.get(f"/inbox/tickets/{other}")).text
+    assert "Other tickets that mention" not in (await client.get(url)).text
