@@ -51,7 +51,7 @@ class ImapSettings(msgspec.Struct, frozen=True):
 
 
 class RetentionSettings(msgspec.Struct, frozen=True):
-    """Retention windows (DESIGN §7), each `HELPDESK_RETENTION_<NAME>`; see helpdesk.retention.policy."""
+    """Retention windows (DESIGN §7), each `HELPDESK_RETENTION_<NAME>`; see retention.policy."""
 
     threads_months: int = 24
     delivery_logs_months: int = 12
@@ -112,6 +112,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Not in DESIGN's table: operational knobs with safe defaults.
     acknowledge_new_tickets: bool = True
     max_message_bytes: int = 25 * 1024 * 1024
+    # How long a worker holds an outbox row it is sending; a worker that dies mid-send
+    # delays that mail by this much (then another worker takes it over).
+    outbox_lease_seconds: int = 600
     # First-response and resolution targets in business hours (helpdesk.tickets.service_levels).
     service_levels: ServiceLevelPolicy = msgspec.field(default_factory=default_policy)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
@@ -167,6 +170,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         authserv_id=get("AUTHSERV_ID"),
         acknowledge_new_tickets=_parse_switch("HELPDESK_ACKNOWLEDGEMENTS", get("ACKNOWLEDGEMENTS")),
         max_message_bytes=_parse_megabytes("HELPDESK_MAX_MESSAGE_MB", get("MAX_MESSAGE_MB")),
+        outbox_lease_seconds=_parse_seconds(
+            "HELPDESK_OUTBOX_LEASE_SECONDS", get("OUTBOX_LEASE_SECONDS"), 600, low=5, high=3600
+        ),
         service_levels=_parse_service_levels(
             get("SERVICE_LEVELS"), get("BUSINESS_HOURS"), get("BUSINESS_TIMEZONE")
         ),
@@ -188,6 +194,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     elif len(secret) < 16:
         raise ConfigError("HELPDESK_SECRET_KEY", "must be at least 16 characters")
     return msgspec.structs.replace(settings, secret_key=secret)
+
+
+def _parse_seconds(variable: str, value: str | None, default: int, *, low: int, high: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ConfigError(variable, f"expected a whole number of seconds from {low} to {high}")
+    return int(value)
 
 
 def _read_secret_file(variable: str, path: str) -> str:

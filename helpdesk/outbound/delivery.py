@@ -50,6 +50,7 @@ from helpdesk.outbound.leases import (
     OUTBOX,
     ClaimedEmail,
     claim_due,
+    lease_length,
     release_claims,
 )
 from helpdesk.outbound.outcome_writer import DeliveryReport, OutcomeWriter
@@ -108,10 +109,12 @@ async def deliver_due(
     envelope_from = runtime.settings.support_address  # bounces come back to support
     progress = await load_progress(runtime, claims)
     unsent: list[ClaimedEmail] = []
+    # A short lease (tests, impatient deployments) keeps a proportionate margin.
+    margin = min(LEASE_SAFETY_MARGIN, lease_length(runtime) * 0.3)
     async with runtime.engine.connect() as connection:
         async with OutcomeWriter(connection, report, pubsub=runtime.pubsub) as writer:
             for position, claim in enumerate(claims):
-                if clock() >= claim.lease_until - LEASE_SAFETY_MARGIN:
+                if clock() >= claim.lease_until - margin:
                     unsent = claims[position:]
                     break
                 done = progress.get(claim.id, Progress())

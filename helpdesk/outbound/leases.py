@@ -32,6 +32,11 @@ LEASE = timedelta(minutes=10)
 DUE_STATUSES = ("queued", "retrying")
 
 
+def lease_length(runtime: Runtime) -> timedelta:
+    """How long a claim holds (configurable; LEASE by default)."""
+    return timedelta(seconds=runtime.settings.outbox_lease_seconds)
+
+
 @dataclass(frozen=True)
 class ClaimedEmail:
     """An outbox row leased to this worker until `lease_until`."""
@@ -49,16 +54,16 @@ async def claim_due(
     runtime: Runtime,
     now: datetime,
     batch: int = 50,
-    lease: timedelta = LEASE,
+    lease: timedelta | None = None,
     *,
     unwritten_only: bool = False,
 ) -> list[ClaimedEmail]:
     """Lease up to `batch` due rows to this worker and commit, before any network I/O.
 
-    `unwritten_only` claims only rows whose mail is still to be written (`raw` is null:
-    acknowledgements queued by ingest).
+    The lease is `HELPDESK_OUTBOX_LEASE_SECONDS` unless given. `unwritten_only` claims only
+    rows whose mail is still to be written (`raw` is null: acknowledgements queued by ingest).
     """
-    lease_until = now + lease
+    lease_until = now + (lease or lease_length(runtime))
     due = (
         OUTBOX.c.status.in_(DUE_STATUSES),
         OUTBOX.c.next_attempt_at <= now,
