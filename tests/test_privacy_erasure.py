@@ -34,6 +34,9 @@ from helpdesk.privacy.scrub import finish_erasures
 from helpdesk.tickets import service as tickets
 from tests.factories import add_learner_with_history, add_operator, bearer, learner_mail
 from tests.privacy_flow import NOW, confirm_by_link, link_in, mail_in, mail_to, text_of
+from tests.widget_factory import CONVERSATIONS, identity_token, widget_settings
+from tests.widget_factory import auth as widget_auth
+from tests.widget_factory import start as start_widget
 
 NAME = "Kari Nordmann"
 EMAIL = "kari@example.no"
@@ -100,6 +103,19 @@ async def seed_history(runtime, client, agent) -> tuple[int, int]:
                 expires_at=NOW + timedelta(minutes=10),
             )
         )
+    # And a real widget conversation, signed in on the course site (identity token).
+    runtime.settings = widget_settings(runtime.settings)
+    conversation, token = await start_widget(
+        client,
+        message=f"Hei fra kurssiden, {PHRASE}",
+        identity_token=identity_token(valid_for=3 * 86400),
+    )
+    posted = await client.post(
+        f"{CONVERSATIONS}/{conversation}/messages",
+        json={"body": f"En ting til: {PHRASE}"},
+        headers=widget_auth(token),
+    )
+    assert posted.status_code == 201, posted.text
     other = await mail_in(
         runtime,
         f"Min kollega {NAME} ({EMAIL}) sa at kurset var bra.",
