@@ -311,3 +311,22 @@ async def test_sender_failing_dmarc_never_counts_as_the_learner(runtime, client,
     response = await client.post(link_in(answer, "exports"))
     data = json.loads(zipfile.ZipFile(io.BytesIO(response.content)).read("data.json"))
     assert data["scope"] == "ticket" and data["profile"] is None and data["orders"] == []
+
+
+async def test_a_file_another_live_ticket_still_uses_is_kept(runtime, client, operators) -> None:
+    agent, admin = operators
+    await add_learner_with_history(runtime, email=EMAIL, name=NAME)
+    brochure = ("kursbrosjyre.pdf", "application/pdf", b"%PDF-1.4 HMS-kurs 2027", None)
+    await mail_in(runtime, "Se vedlagt brosjyre.", subject="Brosjyre", attachments=[brochure])
+    colleague = await mail_in(
+        runtime,
+        "Samme brosjyre her.",
+        sender="Per <per@example.no>",
+        subject="Brosjyre",
+        attachments=[brochure],
+    )
+    await request_erasure(runtime, client, agent, admin)
+    detail = (await client.get(f"/api/v1/tickets/{colleague}", headers=agent)).json()
+    (attachment,) = detail["messages"][0]["attachments"]
+    download = await client.get(f"/api/v1/attachments/{attachment['id']}", headers=agent)
+    assert download.status_code == 200 and download.content == brochure[2]
