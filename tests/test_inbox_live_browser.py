@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpdesk.config import DEFAULT_SUPPORT_ADDRESS
 from tests.mail_factory import make_mail
 from tests.test_serve import free_port
 
@@ -33,6 +34,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DEMO = ("demo@helpdesk.local", "demo")
 COLLEAGUE = ("ola.agent@helpdesk.local", "Ola Agent", "ola-passord-2026")
+SUPPORT = DEFAULT_SUPPORT_ADDRESS  # the installation's own address (not a participant)
 
 if not CHROMIUM.exists():
     if os.environ.get("CI", "").lower() == "true":
@@ -65,7 +67,7 @@ class Installation:
     def learner_writes(self, number: int, subject: str, body: str, sender: str) -> None:
         """A learner's mail, ingested by another process as an MTA pipe would."""
         path = self.mail_dir / f"{uuid.uuid4().hex}.eml"
-        mail = make_mail(sender=sender, subject=f"Re: {subject} [#{number}]", body=body)
+        mail = make_mail(sender=sender, to=SUPPORT, subject=f"Re: {subject} [#{number}]", body=body)
         path.write_bytes(mail)
         outcome = json.loads(self.helpdesk("ingest", str(path)))
         assert (outcome["status"], outcome["ticket"]) == ("appended", number), outcome
@@ -289,6 +291,7 @@ def test_the_queue_page_shows_new_tickets_and_counts_without_reload(
     path.write_bytes(
         make_mail(
             sender="Lise Berg <lise.berg@example.no>",
+            to=SUPPORT,
             subject="Når er neste kursdato for truckførerkurs?",
             body="Hei! Vi er fire som vil ta truckførerkurs i januar.",
         )
