@@ -6,7 +6,6 @@ step writes a content-free audit event, and every outcome is mailed to the learn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import case, func, select
@@ -19,32 +18,20 @@ from helpdesk.config import Settings
 from helpdesk.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from helpdesk.models import Learner, Message, Operator, PrivacyRequest, Ticket
 from helpdesk.models.privacy import STATUSES
-from helpdesk.privacy import erasure, export, rectification
+from helpdesk.privacy import fulfilment
 from helpdesk.privacy.cases import is_open, request_target
 from helpdesk.privacy.deadlines import add_months, check_extension
+from helpdesk.privacy.fulfilment import Fulfilment
 from helpdesk.privacy.intake import start_request
 from helpdesk.privacy.notices import send_notice
-from helpdesk.privacy.verification import LINK_LIFETIME, ask_for_verification, issue_link
+from helpdesk.privacy.verification import ask_for_verification
 
 MAX_REASON = 2000
-EXPORT_DOWNLOADS = 3
-OBJECTION_DECISIONS = ("restrict", "erase", "stop")
 
 
 def actor_of(operator: Operator) -> str:
     """The audit actor of an operator: an id, never an address."""
     return f"operator:{operator.id}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Fulfilment:
-    """What the operator decided, where the kind needs a decision."""
-
-    name: str | None = None
-    email: str | None = None
-    organisation: str | None = None
-    # Objection: restrict the processing, erase, or stop the processing objected to.
-    decision: str | None = None
 
 
 async def get_request(session: AsyncSession, request_id: int) -> PrivacyRequest:
@@ -162,15 +149,23 @@ async def fulfil(
     ticket = await ticket_of(session, request)
     actor = actor_of(operator)
     if request.kind in ("access", "portability"):
-        outcome = await _send_export(session, settings, storage, request, ticket, now=now)
+        outcome = await fulfilment.send_export(session, settings, storage, request, ticket, now=now)
     elif erases:
-        outcome = await _erase(session, settings, storage, request, ticket, now=now, actor=actor)
+        outcome = await fulfilment.erase(
+            session, settings, storage, request, ticket, now=now, actor=actor
+        )
     elif request.kind == "rectification":
-        outcome = await _rectify(session, settings, request, ticket, decision, now=now, actor=actor)
+        outcome = await fulfilment.rectify(
+            session, settings, request, ticket, decision, now=now, actor=actor
+        )
     elif request.kind == "restriction" or decision.decision == "restrict":
-        outcome = await _restrict(session, settings, request, ticket, now=now, actor=actor)
+        outcome = await fulfilment.restrict(
+            session, settings, request, ticket, now=now, actor=actor
+        )
     else:
-        outcome = await _uphold_objection(session, settings, request, ticket, decision, now=now)
+        outcome = await fulfilment.uphold_objection(
+            session, settings, request, ticket, decision, now=now
+        )
     await _complete(session, request, outcome, now=now, actor=actor)
     return request
 
@@ -183,186 +178,6 @@ async def _complete(
     await record_event(
         session, actor, "privacy.request_completed", request_target(request), kind=request.kind
     )
-
-
-async def _send_export(
-    session: AsyncSession,
-    settings: Settings,
-    storage: FileStorage,
-    request: PrivacyRequest,
-    ticket: Ticket,
-    *,
-    now: datetime,
-) -> str:
-    document = await export.collect(session, request, ticket, now)
-    learner = await session.get(Learner, request.learner_id) if request.learner_id else None
-    stored = storage.put(
-        "exports", export.build_zip(document, storage, learner.locale if learner else None)
-    )
-    token = await issue_link(
-        session, request, "export", now=now, max_downloads=EXPORT_DOWNLOADS, file_path=stored.path
-    )
-    await send_notice(
-        session,
-        settings,
-        request,
-        ticket,
-        template="export",
-        subject="export",
-        now=now,
-        link_url=f"{settings.base_url.rstrip('/')}/privacy/exports/{token}",
-        context={
-            "expires_at": now + LINK_LIFETIME,
-            "downloads": EXPORT_DOWNLOADS,
-            "unknown_requester": learner is None,
-        },
-    )
-    await record_event(
-        session,
-        "system",
-        "privacy.export_sent",
-        request_target(request),
-        tickets=len(document["tickets"]),
-    )
-    return f"Export sent: {len(document['tickets'])} ticket(s), link valid 7 days."
-
-
-async def _erase(
-    session: AsyncSession,
-    settings: Settings,
-    storage: FileStorage,
-    request: PrivacyRequest,
-    ticket: Ticket,
-    *,
-    now: datetime,
-    actor: str,
-) -> str:
-    plan = await erasure.plan_erasure(session, request, ticket, now)
-    # The confirmation goes out before the address is gone; the request's own ticket and
-    # this mail are scrubbed once it has been sent (tasks: privacy.finish_erasures).
-    await send_notice(
-        session,
-        settings,
-        request,
-        ticket,
-        template="completed",
-        subject="completed",
-        now=now,
-        context={
-            "held": plan.held_numbers,
-            "unknown_requester": plan.learner is None,
-            "fields": [],
-        },
-    )
-    mentions = await erasure.erase_learner(
-        session, settings, storage, request, ticket, plan, now=now, actor=actor
-    )
-    parts = [f"Erased: {len(plan.delete_ids) + 1} ticket(s)"]
-    if plan.held_numbers:
-        parts.append(f"kept under legal hold: {', '.join(f'#{n}' for n in plan.held_numbers)}")
-    if mentions:
-        parts.append(f"{len(mentions)} other ticket(s) mention the learner (redact them)")
-    return "; ".join(parts) + "."
-
-
-async def _rectify(
-    session: AsyncSession,
-    settings: Settings,
-    request: PrivacyRequest,
-    ticket: Ticket,
-    decision: Fulfilment,
-    *,
-    now: datetime,
-    actor: str,
-) -> str:
-    learner = await session.get(Learner, request.learner_id) if request.learner_id else None
-    changed: list[str] = []
-    if learner is not None:
-        changed = await rectification.rectify(
-            session,
-            request,
-            learner,
-            name=decision.name,
-            email=decision.email,
-            organisation=decision.organisation,
-            now=now,
-            actor=actor,
-        )
-    elif any(v is not None for v in (decision.name, decision.email, decision.organisation)):
-        raise Conflict("The requester is not linked to a learner: there is no profile to correct.")
-    await send_notice(
-        session,
-        settings,
-        request,
-        ticket,
-        template="completed",
-        subject="completed",
-        now=now,
-        context={"fields": changed, "unknown_requester": learner is None, "held": []},
-    )
-    return f"Rectified: {', '.join(changed) or 'nothing needed changing'}."
-
-
-async def _restrict(
-    session: AsyncSession,
-    settings: Settings,
-    request: PrivacyRequest,
-    ticket: Ticket,
-    *,
-    now: datetime,
-    actor: str,
-) -> str:
-    learner = await session.get(Learner, request.learner_id) if request.learner_id else None
-    if learner is not None and learner.restricted_at is None:
-        learner.restricted_at = learner.updated_at = now
-        await record_event(
-            session, actor, "learner.restricted", f"learner:{learner.id}", request=request.id
-        )
-    await send_notice(
-        session,
-        settings,
-        request,
-        ticket,
-        template="completed",
-        subject="completed",
-        now=now,
-        context={
-            "fields": [],
-            "unknown_requester": learner is None,
-            "held": [],
-            "decision": "restrict",
-        },
-    )
-    return "Processing restricted." if learner is not None else "Recorded (no learner account)."
-
-
-async def _uphold_objection(
-    session: AsyncSession,
-    settings: Settings,
-    request: PrivacyRequest,
-    ticket: Ticket,
-    decision: Fulfilment,
-    *,
-    now: datetime,
-) -> str:
-    if decision.decision not in (None, "stop"):
-        raise ValidationFailed({"decision": f"One of {', '.join(OBJECTION_DECISIONS)}."})
-    await send_notice(
-        session,
-        settings,
-        request,
-        ticket,
-        template="completed",
-        subject="completed",
-        now=now,
-        context={
-            "fields": [],
-            "unknown_requester": request.learner_id is None,
-            "held": [],
-            "decision": "stop",
-        },
-    )
-    return "Objection upheld: the processing objected to has stopped."
 
 
 async def lift_restriction(
