@@ -36,7 +36,7 @@ from helpdesk.models import (
 from helpdesk.models.privacy import OPEN_STATUSES
 from helpdesk.retention.policy import MonthsCutoff
 
-BATCH_SIZE = 100
+BATCH_SIZE = 50
 
 
 def protected(today: date) -> ColumnElement[bool]:
