@@ -14,7 +14,9 @@ from helpdesk.config import ConfigError, load_settings
 from helpdesk.db import transaction
 from helpdesk.inbox.queues import QueueFilters, list_queue, queue_counts
 from helpdesk.inbox.service_level_display import service_level_views
-from helpdesk.models import Operator, Ticket
+from helpdesk.models import Message, Operator, OutboundEmail, Ticket
+from helpdesk.outbound.acknowledgements import write_acknowledgements
+from helpdesk.outbound.automatic import maybe_acknowledge
 from helpdesk.tickets import service
 from helpdesk.tickets.business_time import (
     BusinessHours,
@@ -29,7 +31,8 @@ from helpdesk.tickets.service_levels import (
     promised_response_hours,
     session_info,
 )
-from tests.factories import add_operator, add_ticket
+from tests.factories import T0, add_operator, add_ticket
+from tests.outbound_factory import add_mail_ticket, parse, text_part
 
 OSLO = ZoneInfo("Europe/Oslo")
 HOURS = BusinessHours()
@@ -254,3 +257,26 @@ async def test_acknowledgement_promises_the_first_response_target(runtime: Runti
         assert promised_response_hours(session, "urgent") == 1
         assert promised_response_hours(session, "low") == 16
     assert default_policy().targets["high"].first_response == timedelta(hours=4)
+
+
+async def test_acknowledgement_mail_states_the_configured_first_response_time(
+    runtime: Runtime,
+) -> None:
+    runtime.sessions.kw["info"] = {
+        **runtime.sessions.kw["info"],
+        **session_info(parse_policy("normal=3h/2d")),
+    }
+    ticket, message = await add_mail_ticket(runtime, locale="nb")
+    async with transaction(runtime.sessions) as session:
+        stored = await session.get(Ticket, ticket.id)
+        first = await session.get(Message, message.id)
+        assert stored is not None and first is not None
+        queued = await maybe_acknowledge(session, runtime.settings, stored, first, T0)
+    assert queued is not None
+
+    await write_acknowledgements(runtime, T0)
+
+    async with runtime.sessions() as session:
+        written = await session.get(OutboundEmail, queued.id)
+    assert written is not None and written.raw is not None
+    assert "innen 3 timer i åpningstiden" in text_part(parse(written.raw))
