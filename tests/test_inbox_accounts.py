@@ -105,7 +105,7 @@ async def test_enrolment_shows_a_qr_code_and_is_not_active_until_a_code_confirms
     assert "<svg" in page.text and "otpauth://totp/Helpdesk:kari%40kurs.example" in page.text
     assert not re.search(r"<script(?![^>]*\bsrc=)", page.text)  # drawn without script
     assert wrong.status_code == 422 and "That code is not right" in wrong.text
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
     await sign_in(client)  # still password only: the secret was never confirmed
     key, codes = await enrol(client, clock)
     assert len(codes) == 10 and len(set(codes)) == 10
@@ -123,7 +123,7 @@ async def test_sign_in_asks_for_the_code_after_the_password(
     operator_id = await add_inbox_operator(runtime)
     await sign_in(client)
     key, _ = await enrol(client, clock)
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
     clock.advance(timedelta(minutes=2))
 
     await password_step(client)
@@ -135,7 +135,7 @@ async def test_sign_in_asks_for_the_code_after_the_password(
     assert not cookies_between.get(SESSION_COOKIE) and cookies_between[PENDING_COOKIE]
     assert response.status_code == 303 and response.headers["location"] == "/inbox"
     assert response.cookies[SESSION_COOKIE]
-    assert (await client.get("/inbox")).status_code == 200
+    assert (await client.get("/inbox/account")).status_code == 200
     signed_in = [a for a in await audit(runtime) if a[1] == "operator.signed_in"]
     assert signed_in[-1][0] == f"operator:{operator_id}"
     assert signed_in[-1][3]["second_factor"] == "totp"
@@ -146,12 +146,12 @@ async def test_a_code_is_not_accepted_twice(client: httpx.AsyncClient, runtime: 
     await add_inbox_operator(runtime)
     await sign_in(client)
     key, _ = await enrol(client, clock)
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
     clock.advance(timedelta(seconds=60))
     code = code_at(key, clock)
     await password_step(client)
     assert (await submit_code(client, code)).status_code == 303
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
 
     await password_step(client)
     replayed = await submit_code(client, code)
@@ -167,11 +167,11 @@ async def test_a_recovery_code_signs_in_once(client: httpx.AsyncClient, runtime:
     operator_id = await add_inbox_operator(runtime)
     await sign_in(client)
     _, codes = await enrol(client, clock)
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
 
     await password_step(client)
     first = await submit_code(client, codes[3].upper().replace("-", " "))
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
     await password_step(client)
     again = await submit_code(client, codes[3])
 
@@ -189,6 +189,36 @@ async def test_a_recovery_code_signs_in_once(client: httpx.AsyncClient, runtime:
     assert codes[3] not in repr(await audit(runtime))
 
 
+async def test_new_recovery_codes_replace_the_old_ones(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    clock = frozen(runtime)
+    await add_inbox_operator(runtime)
+    await sign_in(client)
+    _, old_codes = await enrol(client, clock)
+
+    wrong = await post_form(
+        client, "/inbox/account", "/inbox/account/second-factor/recovery-codes", {"password": "x"}
+    )
+    renewed = await post_form(
+        client,
+        "/inbox/account",
+        "/inbox/account/second-factor/recovery-codes",
+        {"password": PASSWORD},
+    )
+    new_codes = _CODES.findall(renewed.text)
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
+    await password_step(client)
+    old = await submit_code(client, old_codes[0])
+    new = await submit_code(client, new_codes[0])
+
+    assert wrong.status_code == 422 and "not your password" in wrong.text
+    assert renewed.status_code == 200 and len(new_codes) == 10
+    assert not set(new_codes) & set(old_codes)
+    assert old.status_code == 401 and new.status_code == 303
+    assert "operator.recovery_codes_renewed" in [a[1] for a in await audit(runtime)]
+
+
 async def test_the_code_page_without_a_password_first_goes_back_to_the_password(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
@@ -196,7 +226,7 @@ async def test_the_code_page_without_a_password_first_goes_back_to_the_password(
     await add_inbox_operator(runtime)
     await sign_in(client)
     await enrol(client, clock)
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
     await password_step(client)
     token = client.cookies[PENDING_COOKIE]
     operator_id, expires, mac = token.split(".")
@@ -237,7 +267,7 @@ async def test_turning_two_step_off_needs_the_password_and_a_code(
     assert wrong.status_code == 422 and "password or code is not right" in wrong.text
     assert right.status_code == 303
     assert "Turn on two-step sign-in" in (await client.get("/inbox/account")).text
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
     await sign_in(client)  # the password alone again
     assert "operator.second_factor_disabled" in [a[1] for a in await audit(runtime)]
 
@@ -261,7 +291,7 @@ async def test_account_page_lists_my_sessions_and_ends_one(runtime: Runtime) -> 
     assert "This browser" in page.text and len(ids) == 1
     assert ended.status_code == 303
     assert (await phone.get("/inbox")).status_code == 303
-    assert (await laptop.get("/inbox")).status_code == 200
+    assert (await laptop.get("/inbox/account")).status_code == 200
     await laptop.aclose()
     await phone.aclose()
 
@@ -287,7 +317,7 @@ async def test_changing_the_password_signs_out_other_browsers(runtime: Runtime) 
 
     assert short.status_code == 422 and "at least 12 characters" in short.text
     assert changed.status_code == 303
-    assert (await laptop.get("/inbox")).status_code == 200
+    assert (await laptop.get("/inbox/account")).status_code == 200
     assert (await phone.get("/inbox")).status_code == 303
     assert (await attempt_sign_in(phone, "kari@kurs.example", PASSWORD)).status_code == 401
     await sign_in(phone, password=NEW_PASSWORD)
@@ -630,7 +660,7 @@ async def test_an_admin_cannot_disable_themselves_or_the_last_admin(runtime: Run
     )
 
     assert response.status_code == 409 and "cannot disable yourself" in response.text
-    assert (await admin.get("/inbox")).status_code == 200
+    assert (await admin.get("/inbox/account")).status_code == 200
     await admin.aclose()
 
 
@@ -650,7 +680,7 @@ async def test_admin_resets_a_lost_second_factor(
     )
 
     assert reset.status_code == 303
-    await post_form(client, "/inbox", "/inbox/logout", {})
+    await post_form(client, "/inbox/account", "/inbox/logout", {})
     await sign_in(client)  # password only
     assert (f"operator:{kari + 1}", "operator.second_factor_reset", f"operator:{kari}") in [
         a[:3] for a in await audit(runtime)

@@ -141,7 +141,7 @@ async def test_an_agent_is_refused_every_admin_page_and_action(
     admin_routes = [(m, p) for m, p, admin in routes if admin]
     assert ("POST", "/inbox/admin/operators/{operator_id:int}/role") in admin_routes
 
-    token = csrf_from((await client.get("/inbox")).text)
+    token = csrf_from((await client.get("/inbox/account")).text)
     for method, path in admin_routes:
         url = concrete(path, ticket.number).replace("/operators/1/", "/operators/2/")
         if method == "GET":
@@ -165,23 +165,25 @@ async def test_a_cookie_planted_before_sign_in_is_never_the_session_after(
         planted = attacker.cookies[SESSION_COOKIE]
     await sign_in(client)
     await enrol(client, clock)
-    await client.post("/inbox/logout", data={"_csrf": csrf_from((await client.get("/inbox")).text)})
+    await client.post(
+        "/inbox/logout", data={"_csrf": csrf_from((await client.get("/inbox/account")).text)}
+    )
     clock.advance(timedelta(seconds=30))
 
     async with browser_client(runtime) as victim:
         victim.cookies.set(SESSION_COOKIE, planted)
         # The password step does not touch the planted cookie: it is not signed in as Kari.
         await password_step(victim)
-        assert "Mallory" in (await victim.get("/inbox")).text
+        assert "Mallory" in (await victim.get("/inbox/account")).text
         done = await submit_code(victim, code_at(await _secret_of(runtime), clock))
         issued = done.cookies[SESSION_COOKIE]
 
     assert issued != planted
     async with browser_client(runtime) as check:
         check.cookies.set(SESSION_COOKIE, planted)
-        assert "Mallory" in (await check.get("/inbox")).text  # never upgraded to Kari
+        assert "Mallory" in (await check.get("/inbox/account")).text  # never upgraded to Kari
         check.cookies.set(SESSION_COOKIE, issued)
-        assert "Kari Agent" in (await check.get("/inbox")).text
+        assert "Kari Agent" in (await check.get("/inbox/account")).text
 
 
 async def _secret_of(runtime: Runtime) -> str:

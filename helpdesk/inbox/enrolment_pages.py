@@ -36,6 +36,7 @@ from helpdesk.operators.second_factor import (
     provisioning_uri,
     qr_code_svg,
     remove_second_factor,
+    renew_recovery_codes,
 )
 
 
@@ -96,6 +97,39 @@ class SecondFactorPages(Controller):
                 request, operator, factor, error=problem.fields["code"], status_code=422
             )
         context = {"nav": "account", "recovery_codes": codes}
+        return page(request, "inbox/second_factor_codes.html", context)
+
+    @post("/recovery-codes", status_code=200)
+    async def new_recovery_codes(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, runtime: Runtime
+    ) -> Template:
+        """Ten fresh recovery codes for the password (rate-limited); the old ones stop working."""
+        operator = await operator_row(request, db_session)
+        form = await request.form()
+        settings, now = runtime.settings, runtime.clock.now()
+        try:
+            await check_password(
+                db_session,
+                operator.email,
+                str(form.get("password") or ""),
+                client=request.client.host if request.client else "unknown",
+                secret=settings.secret_key,
+                now=now,
+            )
+        except (SignInRefused, SignInThrottled) as refusal:
+            throttled = isinstance(refusal, SignInThrottled)
+            problem = refusal.detail if throttled else "That is not your password."
+            return await account_page(
+                request,
+                db_session,
+                runtime,
+                errors={"renew": problem},
+                status_code=429 if throttled else 422,
+            )
+        codes = await renew_recovery_codes(
+            db_session, operator, secret_key=settings.secret_key, now=now
+        )
+        context = {"nav": "account", "recovery_codes": codes, "renewed": True}
         return page(request, "inbox/second_factor_codes.html", context)
 
     @post("/disable", status_code=303)

@@ -120,6 +120,17 @@ async def check_code(
     return None
 
 
+async def renew_recovery_codes(
+    session: AsyncSession, operator: Operator, *, secret_key: str, now: datetime
+) -> list[str]:
+    """Ten new recovery codes (shown once); the old ones stop working. Audited."""
+    if not await is_enrolled(session, operator):
+        raise Conflict("Two-step sign-in is not on.")
+    codes = await _new_recovery_codes(session, operator, secret_key=secret_key, now=now)
+    await record_event(session, actor(operator), "operator.recovery_codes_renewed", actor(operator))
+    return codes
+
+
 async def remaining_recovery_codes(session: AsyncSession, operator: Operator) -> int:
     """How many unused recovery codes the operator still has."""
     rows = await session.scalars(
