@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from litestar.response import ServerSentEventMessage
 
-from helpdesk.adapters.pubsub import Event
+from helpdesk.adapters.pubsub import Event, Subscription
 from helpdesk.bootstrap import Runtime
 from helpdesk.inbox.conversation import ConversationItem
 from helpdesk.inbox.event_streams import (
@@ -60,70 +60,103 @@ async def ticket_events(
     watch: TicketWatch, view: TicketView
 ) -> AsyncIterator[ServerSentEventMessage]:
     """The page's events until the tab closes, the session ends or the ticket is deleted."""
-    pubsub, operator, tab = watch.runtime.pubsub, watch.operator, watch.tab
-    channel = f"ticket:{view.ticket_id}"
-    roster = Roster(tab)
-    async with pubsub.subscribe(channel) as subscription:
+    stream = _TicketStream(watch, view)
+    async with watch.runtime.pubsub.subscribe(stream.channel) as subscription:
         try:
             yield opening()
-            await announce_presence(pubsub, view.ticket_id, tab, operator, "hello")
-            stale, people = True, None
-            next_beat = time.monotonic() + HEARTBEAT_SECONDS
-            next_refresh = time.monotonic() + PRESENCE_REFRESH
-            while True:
-                if stale:
-                    messages, finished = await _catch_up(watch, view)
-                    for message in messages:
+            await stream.announce("hello")
+            while not stream.finished:
+                for message in await stream.catch_up():
+                    yield message
+                for message in stream.presence():
+                    yield message
+                if not stream.finished:
+                    await stream.wait_for_nudges(subscription)
+                    for message in await stream.on_time():
                         yield message
-                    if finished:
-                        return
-                    stale = False
-                now = time.monotonic()
-                roster.expire(now)
-                shown = roster.others(operator.id, now)
-                if shown != people:
-                    people = shown
-                    yield sse("presence", {"people": people}, view.last_message_id)
-                waits = [next_beat - now, next_refresh - now, roster.next_change(now)]
-                timeout = max(0.01, min(w for w in waits if w is not None))
-                event = await subscription.next_within(timeout)
-                if event is not None:
-                    for each in [event, *await settle(subscription)]:
-                        stale = await _take(watch, view, roster, each) or stale
-                now = time.monotonic()
-                if now >= next_refresh:
-                    await announce_presence(pubsub, view.ticket_id, tab, operator, "viewing")
-                    next_refresh = now + PRESENCE_REFRESH
-                if now >= next_beat:
-                    if not await still_signed_in(watch.runtime, watch.session_token):
-                        yield sse("signed-out", {})
-                        return
-                    # Also re-read now and then: a change made by a process that could not
-                    # nudge this one (`helpdesk ingest` in the embedded mode, a lost event).
-                    stale = True
-                    yield heartbeat()
-                    next_beat = now + HEARTBEAT_SECONDS
         finally:
             # The tab closed (the stream is being cancelled): others see it leave at once.
-            publish_detached(pubsub, channel, presence_event(tab, operator, "left"))
+            stream.leave()
 
 
-async def _take(watch: TicketWatch, view: TicketView, roster: Roster, event: Event) -> bool:
-    """Apply one channel event; True when the ticket must be re-read."""
-    kind = event.data.get("type")
-    if kind == "presence":
-        roster.apply(event.data, time.monotonic())
-        if event.data.get("state") == "hello" and event.data.get("tab") != watch.tab:
-            # Somebody opened the ticket: tell them we are here, without waiting a round.
-            await announce_presence(
-                watch.runtime.pubsub, view.ticket_id, watch.tab, watch.operator, "viewing"
-            )
-        return False
-    if kind == "resync":  # events may have been lost, presence included
+class _TicketStream:
+    """The state of one ticket page's stream between its events."""
+
+    def __init__(self, watch: TicketWatch, view: TicketView) -> None:
+        self.watch, self.view = watch, view
+        self.channel = f"ticket:{view.ticket_id}"
+        self.roster = Roster(watch.tab)
+        self.people: list[dict[str, object]] | None = None
+        self.stale, self.finished = True, False
+        now = time.monotonic()
+        self.next_beat, self.next_refresh = now + HEARTBEAT_SECONDS, now + PRESENCE_REFRESH
+
+    async def announce(self, state: str) -> None:
+        """This tab's presence, on the ticket's channel."""
+        watch = self.watch
         await announce_presence(
-            watch.runtime.pubsub, view.ticket_id, watch.tab, watch.operator, "hello"
+            watch.runtime.pubsub, self.view.ticket_id, watch.tab, watch.operator, state
         )
-    return True  # message, ticket, delivery, resync, or anything new: re-read
+
+    def leave(self) -> None:
+        event = presence_event(self.watch.tab, self.watch.operator, "left")
+        publish_detached(self.watch.runtime.pubsub, self.channel, event)
+
+    async def catch_up(self) -> list[ServerSentEventMessage]:
+        """What the page misses, when something may have changed."""
+        if not self.stale:
+            return []
+        self.stale = False
+        events, self.finished = await _catch_up(self.watch, self.view)
+        return events
+
+    def presence(self) -> list[ServerSentEventMessage]:
+        """The others on the ticket, when they changed since the page was told."""
+        now = time.monotonic()
+        self.roster.expire(now)
+        people = self.roster.others(self.watch.operator.id, now)
+        if people == self.people:
+            return []
+        self.people = people
+        return [sse("presence", {"people": people}, self.view.last_message_id)]
+
+    async def wait_for_nudges(self, subscription: Subscription) -> None:
+        """Wait for channel events (or the next timer) and take in every one that came."""
+        now = time.monotonic()
+        waits = [self.next_beat - now, self.next_refresh - now, self.roster.next_change(now)]
+        event = await subscription.next_within(max(0.01, min(w for w in waits if w is not None)))
+        if event is not None:
+            for each in [event, *await settle(subscription)]:
+                self.stale = await self._take(each) or self.stale
+
+    async def on_time(self) -> list[ServerSentEventMessage]:
+        """Re-announce this tab, and at each heartbeat check the session and re-read."""
+        now = time.monotonic()
+        if now >= self.next_refresh:
+            await self.announce("viewing")
+            self.next_refresh = now + PRESENCE_REFRESH
+        if now < self.next_beat:
+            return []
+        if not await still_signed_in(self.watch.runtime, self.watch.session_token):
+            self.finished = True
+            return [sse("signed-out", {})]
+        # Also re-read now and then: a change made by a process that could not nudge this
+        # one (`helpdesk ingest` in the embedded mode, an event lost with Redis).
+        self.stale = True
+        self.next_beat = now + HEARTBEAT_SECONDS
+        return [heartbeat()]
+
+    async def _take(self, event: Event) -> bool:
+        """Apply one channel event; True when the ticket must be re-read."""
+        kind = event.data.get("type")
+        if kind == "presence":
+            self.roster.apply(event.data, time.monotonic())
+            if event.data.get("state") == "hello" and event.data.get("tab") != self.watch.tab:
+                await self.announce("viewing")  # a newcomer learns of us without waiting
+            return False
+        if kind == "resync":  # events may have been lost, presence included
+            await self.announce("hello")
+        return True  # message, ticket, delivery, resync, or anything new: re-read
 
 
 async def _catch_up(
