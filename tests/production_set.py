@@ -19,9 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
+COMPOSE_FILE = Path(__file__).resolve().parent.parent / "compose.yaml"
 SECRET_KEY = "production-set-secret-0123456789abcdef"
 PLATFORM_KEY = "production-set-platform-key-0123456789"
+
+
+def compose_command(service: str, **replacements: str) -> list[str]:
+    """The `command` of a compose.yaml service, with option values replaced
+    (`port="8123"` turns `--port 8000` into `--port 8123`)."""
+    command = [str(part) for part in yaml.safe_load(COMPOSE_FILE.read_text())["services"][
+        service]["command"]]
+    for option, value in replacements.items():
+        command[command.index(f"--{option}") + 1] = value
+    return command
 
 
 def free_port() -> int:
@@ -67,6 +79,10 @@ class ProcessSet:
                                  f"{result.stderr.decode(errors='replace')[-2000:]}")
         return result
 
+    def start_service(self, service: str, name: str | None = None) -> subprocess.Popen[bytes]:
+        """A compose.yaml service (`worker`, `scheduler`, `mail-fetcher`) by its command."""
+        return self.start(name or service, *compose_command(service))
+
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """A long-running process, its output kept in `<directory>/<name>.log`."""
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - lives with the child
@@ -77,12 +93,15 @@ class ProcessSet:
         self.processes[name] = process
         return process
 
-    def start_web(self, name: str, workers: int = 1) -> str:
-        """`helpdesk serve` on a free port; returns its base URL once /healthz answers."""
+    def start_web(self, name: str, workers: int | None = None) -> str:
+        """compose.yaml's `web` command on a free loopback port (its number of workers
+        unless given); returns the base URL once /healthz answers."""
         port = free_port()
         self.ports[name] = port
-        self.start(name, "serve", "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", str(workers))
+        replacements = {"host": "127.0.0.1", "port": str(port)}
+        if workers is not None:
+            replacements["workers"] = str(workers)
+        self.start(name, *compose_command("web", **replacements))
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -46,11 +46,24 @@ def test_web_waits_for_migration_and_is_checked_by_readyz() -> None:
     assert "/readyz" in " ".join(web["healthcheck"]["test"])
 
 
-def test_every_helpdesk_service_requires_the_secret_key_and_shares_the_data_volume() -> None:
-    services = load_compose()["services"]
+def test_every_helpdesk_service_reads_its_secrets_from_files_and_shares_the_data_volume() -> None:
+    compose = load_compose()
+    services = compose["services"]
 
     for name in SERVICES - {"postgres", "redis"}:
         environment = services[name]["environment"]
-        assert environment["HELPDESK_SECRET_KEY"] == "${HELPDESK_SECRET_KEY:?set it}", name
+        assert environment["HELPDESK_SECRET_KEY_FILE"] == "/run/secrets/secret_key", name
+        assert environment["HELPDESK_DATABASE_URL_FILE"] == "/run/secrets/database_url", name
+        assert {"secret_key", "database_url"} <= set(services[name]["secrets"]), name
         assert environment["HELPDESK_REDIS_URL"].startswith("redis://redis:"), name
         assert "helpdesk-data:/data" in services[name]["volumes"], name
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"].startswith("/run/")
+    assert set(compose["secrets"]) == {"secret_key", "postgres_password", "database_url"}
+
+
+def test_one_scheduler_one_fetcher_several_workers() -> None:
+    services = load_compose()["services"]
+
+    assert services["scheduler"]["deploy"]["replicas"] == 1
+    assert services["mail-fetcher"]["deploy"]["replicas"] == 1
+    assert services["worker"]["deploy"]["replicas"] >= 2

@@ -102,8 +102,8 @@ def test_postgresql_restart_under_load_gives_clean_503s_recovers_and_loses_nothi
         processes.run("migrate")
         token = processes.operator_token()
         number = open_ticket(processes)
-        base = processes.start_web("web")
-        processes.start("worker", "worker")
+        base = processes.start_web("web", workers=1)
+        processes.start_service("worker")
 
         statuses: list[int] = []
         accepted: list[str] = []
@@ -190,9 +190,9 @@ def test_redis_restart_loses_no_outgoing_reply(
         processes.run("migrate")
         token = processes.operator_token()
         number = open_ticket(processes)
-        base = processes.start_web("web")
-        processes.start("worker", "worker")
-        processes.start("scheduler", "scheduler")
+        base = processes.start_web("web", workers=1)
+        processes.start_service("worker")
+        processes.start_service("scheduler")
         accepted = []
         with httpx.Client(base_url=base, timeout=15,
                           headers={"Authorization": f"Bearer {token}"}) as http:
@@ -238,8 +238,8 @@ def test_worker_killed_mid_delivery_neither_loses_nor_doubles_the_mail(
         processes.run("migrate")
         token = processes.operator_token()
         number = open_ticket(processes)
-        base = processes.start_web("web")
-        processes.start("worker-1", "worker")
+        base = processes.start_web("web", workers=1)
+        processes.start_service("worker", "worker-1")
         with httpx.Client(base_url=base, timeout=15,
                           headers={"Authorization": f"Bearer {token}"}) as http:
             response = http.post(f"/api/v1/tickets/{number}/replies",
@@ -249,8 +249,8 @@ def test_worker_killed_mid_delivery_neither_loses_nor_doubles_the_mail(
         processes.kill("worker-1", signal.SIGKILL)  # between DATA and the relay's answer
         smtp_peer.data_hook = None
         release.set()  # the relay never answered 250: the mail was not accepted
-        processes.start("worker-2", "worker")
-        processes.start("scheduler", "scheduler")  # its outbox sweep finds the orphaned row
+        processes.start_service("worker", "worker-2")
+        processes.start_service("scheduler")  # its outbox sweep finds the orphaned row
         bodies = wait_until_delivered(smtp_peer, ["The one and only reply."], timeout=120)
         assert count_each(bodies, ["The one and only reply."]) == {"The one and only reply.": 1}
     finally:
