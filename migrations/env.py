@@ -22,6 +22,7 @@ from sqlmodel import SQLModel
 
 import helpdesk.models  # noqa: F401 - registers every table on SQLModel.metadata
 from helpdesk.config import load_settings
+from helpdesk.models.search import is_search_object
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -55,6 +56,12 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     return False
 
 
+def include_object(obj: Any, name: str | None, type_: str, *_: Any) -> bool:
+    """Autogenerate leaves the hand-made search objects alone (helpdesk/models/search.py)."""
+    table = getattr(getattr(obj, "table", None), "name", None)
+    return not is_search_object(name, type_, table)
+
+
 def configure_context(**kwargs: Any) -> None:
     is_sqlite = make_url(database_url()).get_backend_name() == "sqlite"
     context.configure(
@@ -63,6 +70,7 @@ def configure_context(**kwargs: Any) -> None:
         render_as_batch=is_sqlite,
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
         **kwargs,
     )
 
