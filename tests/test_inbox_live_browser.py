@@ -301,6 +301,7 @@ def test_the_queue_page_shows_new_tickets_and_counts_without_reload(
 
     row = page.locator(".ticket-list .ticket-row").first
     expect(row).to_contain_text("neste kursdato for truckførerkurs", timeout=15_000)
+    expect(row).to_have_class(re.compile(r"\bis-new\b"))
     expect(unassigned).to_have_text(str(before + 1))
     assert _same_page(page)
     page.screenshot(path=str(ARTIFACTS / "inbox-live-queue.png"), full_page=True)

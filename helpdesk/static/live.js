@@ -232,7 +232,16 @@
       }
       var selected = list.querySelector(".is-selected a");
       var selectedHref = selected ? selected.getAttribute("href") : null;
+      var before = {};
+      list.querySelectorAll("a.ticket-link").forEach(function (link) { before[link.getAttribute("href")] = true; });
+      var first = !list.hasAttribute("data-live");
+      list.setAttribute("data-live", "");
       list.innerHTML = data.html;
+      if (!first) {
+        list.querySelectorAll("a.ticket-link").forEach(function (link) {
+          if (!before[link.getAttribute("href")]) link.closest("[data-item]").classList.add("is-new");
+        });
+      }
       if (selectedHref) {
         var again = list.querySelector('a[href="' + selectedHref + '"]');
         if (again) again.closest("[data-item]").classList.add("is-selected");
