@@ -21,7 +21,7 @@ from helpdesk.bootstrap import Runtime
 from helpdesk.db import transaction
 from helpdesk.inbox.auth import SESSION_COOKIE
 from helpdesk.inbox.second_factor import PENDING_COOKIE
-from helpdesk.models import AuditEvent, Operator, OutboundEmail
+from helpdesk.models import AuditEvent, Operator, OutboundEmail, Ticket
 from tests.factories import add_ticket, bearer, learner_mail
 from tests.inbox_helpers import (
     PASSWORD,
@@ -475,6 +475,37 @@ async def test_a_learner_reply_on_my_ticket_notifies_me(
     parsed = message_from_bytes(mail.raw, policy=default)
     assert parsed["Subject"] == f"New message from the learner on ticket #{ticket.number}"
     assert "kursbevis" not in mail.raw.decode().lower()
+
+
+async def test_a_reply_by_email_to_my_ticket_notifies_me_in_the_same_transaction(
+    runtime: Runtime,
+) -> None:
+    from helpdesk.inbound.pipeline import ingest_raw
+    from tests.mail_factory import make_mail
+
+    kari = await add_inbox_operator(runtime)
+    first = await ingest_raw(runtime, make_mail(message_id="<first@example.no>"), "test")
+    async with transaction(runtime.sessions) as session:
+        row = await session.get(Operator, kari)
+        assert row is not None
+        row.notify_learner_reply = True
+        ticket = (
+            await session.scalars(select(Ticket).where(col(Ticket.number) == first.ticket))
+        ).one()
+        ticket.assignee_id = kari
+
+    reply = make_mail(
+        message_id="<second@example.no>",
+        in_reply_to="<first@example.no>",
+        subject="Re: Spørsmål om kursbevis",
+        body="Beviset mangler fortsatt.",
+    )
+    result = await ingest_raw(runtime, reply, "test")
+
+    assert result.ticket == first.ticket and result.status != "created"
+    [mail] = await _notifications(runtime)
+    assert mail.recipients == ["kari@kurs.example"]
+    assert mail.raw is not None and b"Beviset" not in mail.raw
 
 
 async def test_a_disabled_operator_gets_no_notifications(

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime
+from email.errors import MessageError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.config import Settings
 from helpdesk.models import Message, Operator, OutboundEmail, Ticket
-from helpdesk.outbound.compose import OutgoingMail, Recipient, compose, to_bytes
+from helpdesk.outbound.compose import ComposeError, OutgoingMail, Recipient, compose, to_bytes
 from helpdesk.outbound.headers import is_sendable
 from helpdesk.outbound.templates import render_mail
 
@@ -99,11 +100,17 @@ async def _notify(
         automatic=True,
         loop_stamp=settings.support_address,
     )
+    try:
+        raw = to_bytes(compose(mail))
+    except (ComposeError, MessageError, ValueError):
+        # A notification must never cost the learner's message or the change itself.
+        log.warning("notification for #%s could not be written", ticket.number, exc_info=True)
+        return None
     outbound = OutboundEmail(
         kind=NOTIFICATION_KIND,
         recipients=[operator.email],
         rfc_message_id=mail.message_id,
-        raw=to_bytes(compose(mail)),
+        raw=raw,
         status="queued",
         next_attempt_at=now,
         created_at=now,
