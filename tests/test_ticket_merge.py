@@ -294,3 +294,19 @@ async def test_merge_never_copies_robots_onto_the_surviving_ticket(
         await service.append_message(session, found, bounce, now=T0 + timedelta(minutes=1))
     await _merge(runtime, source.number, target.number, operator)
     assert (await _ticket(runtime, target.number)).participants == ["ola@example.no"]
+
+
+async def test_merging_an_answered_ticket_opens_the_new_target_and_keeps_the_assignee(
+    runtime: Runtime, operator: Operator
+) -> None:
+    source = await add_ticket(runtime, requester="ola@example.no", assignee_id=operator.id)
+    target = await add_ticket(runtime)
+    async with transaction(runtime.sessions) as session:
+        found = await service.get_ticket(session, source.number)
+        answer = service.MessageDraft(
+            direction="outbound", text="Hei Ola!", author_kind="operator", operator_id=operator.id
+        )
+        await service.append_message(session, found, answer, now=T0 + timedelta(minutes=3))
+    await _merge(runtime, source.number, target.number, operator)
+    survivor = await _ticket(runtime, target.number)
+    assert (survivor.status, survivor.assignee_id) == ("open", operator.id)

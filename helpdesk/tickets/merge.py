@@ -64,6 +64,8 @@ async def merge_tickets(
     destination.tags = destination.tags + [t for t in source.tags if t not in destination.tags]
     if destination.learner_id is None:
         destination.learner_id = source.learner_id
+    if destination.assignee_id is None:
+        destination.assignee_id = source.assignee_id
     latest = await latest_human_message_at(session, destination)
     if latest is not None:
         destination.last_message_at = max(destination.last_message_at, latest)
@@ -101,6 +103,11 @@ async def merge_tickets(
     await change_status(
         session, source, "closed", actor=actor_of(operator), now=now, cause="merged"
     )
+    if destination.status == "new" and await _has_operator_reply(session, destination):
+        # Someone already answered (on the source): the merged ticket is in progress.
+        await change_status(
+            session, destination, "open", actor=actor_of(operator), now=now, cause="merged"
+        )
     return destination
 
 
@@ -115,6 +122,15 @@ def _check_mergeable(source: Ticket, destination: Ticket) -> None:
             f"#{source.number} is a chat-widget conversation: merge #{destination.number} "
             f"into #{source.number} instead."
         )
+
+
+async def _has_operator_reply(session: AsyncSession, ticket: Ticket) -> bool:
+    query = select(col(Message.id)).where(
+        col(Message.ticket_id) == ticket.id,
+        col(Message.direction) == "outbound",
+        col(Message.author_kind) == "operator",
+    )
+    return await session.scalar(query.limit(1)) is not None
 
 
 async def _check_privacy_case(session: AsyncSession, source: Ticket, destination: Ticket) -> None:
