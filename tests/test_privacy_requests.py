@@ -334,3 +334,27 @@ async def test_an_english_speaking_learner_is_answered_in_english(runtime, clien
     assert "we have received a privacy request (erasure)" in text_of(verify_mail)
     page = await client.get(link_in(verify_mail, "verify"))
     assert "Confirm your privacy request" in page.text
+
+
+async def test_list_pages_with_a_cursor_without_repeats_or_gaps(
+    runtime, client, agent, monkeypatch
+) -> None:
+    monkeypatch.setattr("helpdesk.privacy.listing.PAGE_SIZE", 2)
+    numbers = [
+        await mail_in(runtime, "GDPR innsyn.", subject=f"S{i}", sender=f"P{i} <p{i}@example.no>")
+        for i in range(5)
+    ]
+    seen: list[int] = []
+    cursor = None
+    for _ in range(5):
+        query = "/api/v1/privacy-requests?status=suggested" + (
+            f"&cursor={cursor}" if cursor else ""
+        )
+        page = (await client.get(query, headers=agent)).json()
+        seen += [item["ticket"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == numbers
+    bad = await client.get("/api/v1/privacy-requests?cursor=bm9wZQ", headers=agent)
+    assert bad.status_code == 422 and "cursor" in bad.json()["fields"]

@@ -60,7 +60,7 @@ class PrivacyPages(Controller):
         status: str | None = None,
     ) -> Template:
         now = runtime.clock.now()
-        rows = await service.list_requests(db_session, status or None)
+        page_of = await service.list_requests(db_session, status or None, limit=500)
         items = [
             {
                 "request": r,
@@ -68,7 +68,7 @@ class PrivacyPages(Controller):
                 "deadline": current_deadline(r),
                 "overdue": is_overdue(r, now),
             }
-            for r, t in rows
+            for r, t in page_of.rows
         ]
         context = {"items": items, "statuses": STATUSES, "status": status or "", "nav": "privacy"}
         return page(request, "inbox/privacy_list.html", context)

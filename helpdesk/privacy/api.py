@@ -85,9 +85,15 @@ class PrivacyRequestController(Controller):
         status: Annotated[
             str | None, Parameter(description="one or more statuses, comma-separated")
         ] = None,
+        cursor: Annotated[
+            str | None, Parameter(description="next_cursor of the previous page")
+        ] = None,
     ) -> PrivacyRequestListOut:
-        rows = await service.list_requests(db_session, status)
-        return PrivacyRequestListOut(items=[privacy_request_out(r, t.number) for r, t in rows])
+        page = await service.list_requests(db_session, status, cursor)
+        return PrivacyRequestListOut(
+            items=[privacy_request_out(r, t.number) for r, t in page.rows],
+            next_cursor=page.next_cursor,
+        )
 
     @get("/{request_id:int}", summary="Show a privacy request")
     async def show(

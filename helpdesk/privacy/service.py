@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,12 +17,12 @@ from helpdesk.audit.service import record_event
 from helpdesk.config import Settings
 from helpdesk.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from helpdesk.models import Learner, Message, Operator, PrivacyRequest, Ticket
-from helpdesk.models.privacy import STATUSES
 from helpdesk.privacy import fulfilment
 from helpdesk.privacy.cases import is_open, request_target
 from helpdesk.privacy.deadlines import add_months, check_extension
-from helpdesk.privacy.fulfilment import Fulfilment
+from helpdesk.privacy.fulfilment import Fulfilment as Fulfilment  # re-exported
 from helpdesk.privacy.intake import start_request
+from helpdesk.privacy.listing import list_requests as list_requests  # re-exported
 from helpdesk.privacy.notices import send_notice
 from helpdesk.privacy.verification import ask_for_verification
 
@@ -47,24 +47,6 @@ async def ticket_of(session: AsyncSession, request: PrivacyRequest) -> Ticket:
     ticket = await session.get(Ticket, request.ticket_id)
     assert ticket is not None, "a privacy request always has its ticket (ON DELETE CASCADE)"
     return ticket
-
-
-async def list_requests(
-    session: AsyncSession, status: str | None = None, limit: int = 200
-) -> list[tuple[PrivacyRequest, Ticket]]:
-    """Open requests first by deadline (so overdue ones lead), then closed ones, newest first."""
-    query = select(PrivacyRequest, Ticket).join(
-        Ticket, col(Ticket.id) == col(PrivacyRequest.ticket_id)
-    )
-    if status:
-        wanted = [s.strip() for s in status.split(",") if s.strip()]
-        if not wanted or any(s not in STATUSES for s in wanted):
-            raise ValidationFailed({"status": f"must be one of {', '.join(STATUSES)}"})
-        query = query.where(col(PrivacyRequest.status).in_(wanted))
-    closed = case((col(PrivacyRequest.status).in_(("completed", "refused")), 1), else_=0)
-    deadline = func.coalesce(col(PrivacyRequest.extended_until), col(PrivacyRequest.due_at))
-    query = query.order_by(closed, deadline, col(PrivacyRequest.id)).limit(limit)
-    return [(r, t) for r, t in (await session.execute(query)).tuples()]
 
 
 async def convert_ticket(
