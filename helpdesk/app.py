@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from helpdesk import health, home, metrics
+from helpdesk import health, home, metrics_api
 from helpdesk.bootstrap import Runtime, build_runtime
 from helpdesk.broker import web_broker
 from helpdesk.config import Settings
@@ -65,7 +65,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             health.healthz,
             health.readyz,
-            metrics.metrics,
+            metrics_api.metrics,
             LearnerSyncController,
             TicketController,
             TicketActionController,

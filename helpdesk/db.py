@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -56,3 +58,16 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
     """One unit of work: commit on success, roll back on any error."""
     async with factory() as session, session.begin():
         yield session
+
+
+def is_service_unavailable(exc: BaseException) -> bool:
+    """The database is unreachable, restarting or out of connections: retrying later may
+    succeed (HTTP 503, `helpdesk ingest` exit 75), as opposed to a fault of ours."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    # PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient resources,
+    # e.g. too many connections) and 57 (operator intervention: shutting down, starting up).
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return exc.connection_invalidated or sqlstate[:2] in ("08", "53", "57")

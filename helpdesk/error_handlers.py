@@ -10,9 +10,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SqlalchemyTimeout
 
+from helpdesk.db import is_service_unavailable
 from helpdesk.errors import HelpdeskError, RateLimited, ValidationFailed
 
 log = logging.getLogger("helpdesk.http")
@@ -80,19 +79,6 @@ def handle_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response
     code = _CODES.get(exc.status_code, "bad_request")
     headers = dict(exc.headers or {})
     return error_response(exc.status_code, code, _plain(exc.detail), headers=headers or None)
-
-
-def is_service_unavailable(exc: BaseException) -> bool:
-    """The database (or another backing service) is unreachable or restarting: the
-    request may succeed if retried, so it is a 503, not a failure of ours."""
-    if isinstance(exc, OperationalError | InterfaceError | SqlalchemyTimeout | ConnectionError):
-        return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    # PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient resources,
-    # e.g. too many connections) and 57 (operator intervention: shutting down, starting up).
-    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
-    return exc.connection_invalidated or sqlstate[:2] in ("08", "53", "57")
 
 
 def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -9,6 +9,7 @@ import logging
 
 import httpx
 import msgspec
+from prometheus_client import generate_latest
 
 from helpdesk.app import create_app
 from helpdesk.bootstrap import build_runtime
@@ -142,3 +143,19 @@ async def test_request_log_is_one_json_line_with_request_id_and_no_address(clien
     assert "kari.nordmann" not in json.dumps(line)
     assert line["path"] == "/api/v1/learners/k***@example.no"
     assert line["status"] == 401 and line["route"] == "/api/v1/learners/{external_id}"
+
+
+async def test_ingested_mail_is_counted_by_outcome(client, runtime) -> None:
+    from helpdesk.inbound.pipeline import ingest_raw
+    from tests.mail_factory import make_mail
+
+    def created() -> float:
+        return sample(generate_latest().decode(), "helpdesk_inbound_messages_total",
+                      status="created") or 0
+
+    before = created()
+    await ingest_raw(runtime, make_mail(message_id="<counted@example.no>"), "test")
+    await ingest_raw(runtime, make_mail(message_id="<counted@example.no>"), "test")
+    assert created() == before + 1
+    assert sample(generate_latest().decode(), "helpdesk_inbound_messages_total",
+                  status="duplicate")

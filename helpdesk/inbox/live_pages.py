@@ -36,6 +36,7 @@ from helpdesk.inbox.queues import QueueFilters
 from helpdesk.inbox.rendering import FORMATS
 from helpdesk.inbox.ticket_stream import TicketWatch, ticket_events
 from helpdesk.inbox.ticket_updates import TicketView, newest_message_id
+from helpdesk.metrics import counted_stream
 from helpdesk.models import Ticket
 from helpdesk.tickets import service
 from helpdesk.tickets.queries import TicketRow
@@ -115,7 +116,7 @@ class LivePages(Controller):
             tab=tab if tab and TAB_PATTERN.match(tab) else secrets.token_urlsafe(9),
             render_message=render_message,
         )
-        return ServerSentEvent(ticket_events(watch, view))
+        return ServerSentEvent(counted_stream("inbox", ticket_events(watch, view)))
 
     @post("/tickets/{number:int}/presence", status_code=204)
     async def presence(
@@ -174,4 +175,4 @@ class LivePages(Controller):
             first_page=not cursor,
             render_rows=render_rows,
         )
-        return ServerSentEvent(queue_events(watch))
+        return ServerSentEvent(counted_stream("inbox", queue_events(watch)))

@@ -14,6 +14,7 @@ from litestar import Request, Response, Router
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
+from helpdesk.db import is_service_unavailable
 from helpdesk.errors import HelpdeskError
 from helpdesk.inbox.account_pages import AccountPages
 from helpdesk.inbox.admin_pages import AdminPages
@@ -45,6 +46,7 @@ _TITLES = {
     413: "Too large",
     422: "Please check the form",
     429: "Too many attempts",
+    503: "Briefly unavailable",
 }
 
 
@@ -62,6 +64,9 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         status, detail = exc.status_code, exc.detail
     elif isinstance(exc, HTTPException):
         status, detail = exc.status_code, str(exc.detail).split("\n", 1)[0][:300]
+    elif is_service_unavailable(exc):
+        log.warning("%s %s: backing service unavailable", request.method, request.url.path)
+        status, detail = 503, "The inbox is briefly unavailable. Please try again in a moment."
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, detail = 500, "Something went wrong on our side. Please try again."

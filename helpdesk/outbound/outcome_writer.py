@@ -16,6 +16,7 @@ from sqlalchemy import CursorResult, bindparam, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpdesk.adapters.pubsub import PubSub
+from helpdesk.metrics import OUTBOX_DELIVERIES
 from helpdesk.models.types import UtcDateTime
 from helpdesk.outbound.announcements import announce_delivery, tickets_of_replies
 from helpdesk.outbound.attempts import Progress, RecipientOutcome, RowUpdate, next_state
@@ -136,6 +137,7 @@ class OutcomeWriter:
         for item in written:
             status = item.state.status
             setattr(self._report, status, getattr(self._report, status) + 1)
+            OUTBOX_DELIVERIES.labels(status).inc()
             log.info(
                 "outbound %d: %s after attempt %d", item.claim.id, status, item.claim.attempts + 1
             )

@@ -12,6 +12,7 @@ from sqlmodel import col
 
 from helpdesk.audit.service import record_event
 from helpdesk.db import transaction
+from helpdesk.metrics import RETENTION_DELETED
 from helpdesk.models import RetentionRun
 from helpdesk.retention.policy import CATEGORIES
 from helpdesk.retention.windows import Tally
@@ -101,6 +102,9 @@ async def save_run(
                 counts={name: c["count"] for name, c in summary["categories"].items()},
                 held=len(summary["held"]),
             )
+    if finished_at is not None:
+        for name, tally in summary["categories"].items():
+            RETENTION_DELETED.labels(name).inc(tally["count"])
 
 
 async def recent_runs(session: AsyncSession, limit: int = 10) -> list[RetentionRun]:

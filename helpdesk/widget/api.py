@@ -20,6 +20,7 @@ from helpdesk.bootstrap import Runtime
 from helpdesk.deps import bearer_token
 from helpdesk.error_handlers import error_response
 from helpdesk.errors import NotFound, ValidationFailed
+from helpdesk.metrics import counted_stream
 from helpdesk.models import Ticket, WidgetConversation
 from helpdesk.outbound.tasks import kick_delivery
 from helpdesk.tickets.attachments import content_disposition
@@ -286,7 +287,10 @@ class ConversationController(Controller):
             request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         )
         return Stream(
-            conversation_events(runtime, conversation.id, conversation.ticket_id, last_id),
+            counted_stream(
+                "widget",
+                conversation_events(runtime, conversation.id, conversation.ticket_id, last_id),
+            ),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
