@@ -141,6 +141,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # uvicorn kills a worker that misses a 5 s health ping; a worker that is merely
+        # busy on a starved CPU would lose its open requests and SSE streams, so wait longer.
+        timeout_worker_healthcheck=30,
         proxy_headers=True,
         log_level="info",
         # Our own request log (path only, addresses redacted) replaces uvicorn's access log,
