@@ -38,7 +38,9 @@ NOW = datetime(2026, 11, 23, 9, 0, 5, tzinfo=UTC)
 NEW_PASSWORD = "a much longer passphrase 2026"
 _SECRET = re.compile(r'data-testid="totp-secret">([A-Z2-7 ]+)<')
 _CODES = re.compile(r"<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>")
-_SETUP_LINK = re.compile(r'data-testid="setup-link">http://testserver(/inbox/welcome/[^<]+)<')
+_SETUP_LINK = re.compile(
+    r'data-testid="setup-link">http://testserver(/inbox/welcome\?token=[^<]+)<'
+)
 
 
 def frozen(runtime: Runtime, at: datetime = NOW) -> FrozenClock:
@@ -736,6 +738,6 @@ def test_console_prints_a_setup_link_and_resets_two_step(
     reset = run_cli(embedded_env, "operator", "reset-second-factor", "eva@kurs.example")
 
     assert link.returncode == 0
-    assert re.fullmatch(r"http://127\.0\.0\.1:8000/inbox/welcome/[\w-]{43}\n", link.stdout)
+    assert re.fullmatch(r"http://127\.0\.0\.1:8000/inbox/welcome\?token=[\w-]{43}\n", link.stdout)
     assert unknown.returncode == 1 and "No active operator" in unknown.stderr
     assert reset.returncode == 0 and "was not on" in reset.stderr

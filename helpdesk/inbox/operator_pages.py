@@ -1,7 +1,7 @@
 """Operator administration (`/inbox/admin/operators`, admins only) and the setup link page.
 
 Adding an operator gives the admin a one-time link to pass on (shown on that answer only);
-the operator opens `/inbox/welcome/<token>` and chooses their own password, so no admin
+the operator opens `/inbox/welcome?token=…` and chooses their own password, so no admin
 ever knows it and no password travels by chat or mail. The same link resets a forgotten
 password. Every action is a POST with the session's CSRF token, refused (403) for agents
 by the `admin_only` guard on the whole controller.
@@ -153,9 +153,12 @@ class OperatorPages(Controller):
 
 
 class PasswordSetupPages(Controller):
-    """`/inbox/welcome/<token>`: a new operator (or one who forgot) chooses a password."""
+    """`/inbox/welcome?token=…`: a new operator (or one who forgot) chooses a password.
 
-    path = "/welcome/{token:str}"
+    The token is in the query string, which the request log leaves out (paths are logged).
+    """
+
+    path = "/welcome"
     include_in_schema = False
 
     @get("")
@@ -164,7 +167,7 @@ class PasswordSetupPages(Controller):
         request: Request[Any, Any, Any],
         db_session: AsyncSession,
         runtime: Runtime,
-        token: str,
+        token: str = "",
     ) -> Template:
         operator = await operator_for_setup_token(db_session, token, now=runtime.clock.now())
         return _setup_page(request, runtime, token, operator)
@@ -175,7 +178,7 @@ class PasswordSetupPages(Controller):
         request: Request[Any, Any, Any],
         db_session: AsyncSession,
         runtime: Runtime,
-        token: str,
+        token: str = "",
     ) -> Template | Redirect:
         """Set the password and spend the link; then sign in as usual."""
         form = await request.form()

@@ -27,7 +27,7 @@ MAX_PASSWORD_LENGTH = 1000
 
 def setup_link(base_url: str, token: str) -> str:
     """The address an operator opens to choose a password."""
-    return f"{base_url}/inbox/welcome/{token}"
+    return f"{base_url}/inbox/welcome?token={token}"
 
 
 async def issue_setup_link(
