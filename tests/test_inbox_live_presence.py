@@ -13,16 +13,19 @@ from contextlib import AsyncExitStack
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from helpdesk.adapters.clock import SystemClock
 from helpdesk.adapters.pubsub import RedisPubSub
 from helpdesk.adapters.storage import LocalFileStorage
 from helpdesk.app import create_app
 from helpdesk.bootstrap import Runtime
-from helpdesk.db import create_engine, create_session_factory
+from helpdesk.db import create_engine, create_session_factory, transaction
 from helpdesk.inbox import presence
 from helpdesk.inbox.presence import PRESENCE_TTL, TYPING_TTL, Roster
 from helpdesk.live import session_info
+from helpdesk.models import Message, WidgetConversation
+from helpdesk.widget.events import conversation_events
 from tests.factories import add_ticket
 from tests.inbox_helpers import add_inbox_operator, csrf_from, sign_in
 from tests.sse_stream import EventStream, cookie_header, open_stream
@@ -206,3 +209,41 @@ async def test_the_typing_signal_needs_the_form_token_and_a_real_tab(
     assert forged.status_code == 403
     assert bad_tab.status_code == 422
     assert unknown.status_code == 404
+
+
+async def test_the_learners_widget_stream_hears_nothing_of_operators_typing(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    ticket = await add_ticket(runtime, channel="widget")
+    async with transaction(runtime.sessions) as session:
+        conversation = WidgetConversation(
+            public_id=uuid.uuid4().hex,
+            ticket_id=ticket.id,
+            token_hash=uuid.uuid4().hex,
+            name="Kari Nordmann",
+            email="kari@example.no",
+        )
+        session.add(conversation)
+        await session.flush()
+        conversation_id = conversation.id
+        newest = await session.scalar(select(func.max(Message.id)))
+    assert conversation_id is not None
+    await add_inbox_operator(runtime, "ola@kurs.example", "Ola Agent")
+    await sign_in(client, "ola@kurs.example")
+    page = f"/inbox/tickets/{ticket.number}"
+    token = csrf_from((await client.get(page)).text)
+
+    learner_stream = conversation_events(
+        runtime, conversation_id, ticket.id, newest, heartbeat=0.2, lifetime=1.5
+    )
+    sent = [await anext(learner_stream)]  # subscribed, caught up
+    for state in ("typing", "idle"):
+        await client.post(
+            f"{page}/presence",
+            data={"tab": "ola-tab-00001", "state": state, "what": "reply"},
+            headers={"x-csrf-token": token},
+        )
+    sent += [chunk async for chunk in learner_stream]
+
+    assert all(chunk.startswith((b"retry:", b": heartbeat")) for chunk in sent), sent
+    assert b"Ola" not in b"".join(sent)
