@@ -236,7 +236,8 @@ async def test_the_learners_widget_stream_hears_nothing_of_operators_typing(
     learner_stream = conversation_events(
         runtime, conversation_id, ticket.id, newest, heartbeat=0.2, lifetime=1.5
     )
-    sent = [await anext(learner_stream)]  # subscribed, caught up
+    # The retry line, then a heartbeat: by then the stream listens on the ticket's channel.
+    sent = [await anext(learner_stream), await anext(learner_stream)]
     for state in ("typing", "idle"):
         await client.post(
             f"{page}/presence",
