@@ -94,5 +94,11 @@ def test_operator_turns_on_two_step_sign_in_and_signs_in_with_a_code(server: str
         expect(page.get_by_role("cell", name=re.compile("^Nora Nyansatt"))).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "inbox-operators.png"), full_page=True)
 
+        # Phone width.
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(ARTIFACTS / "inbox-operators-phone.png"), full_page=True)
+        page.goto(f"{server}/inbox/account")
+        page.screenshot(path=str(ARTIFACTS / "inbox-account-phone.png"), full_page=True)
+
         browser.close()
     assert csp_violations == []
