@@ -83,99 +83,99 @@ def _table(name: str) -> Table | None:
     return SQLModel.metadata.tables.get(name)
 
 
+def _tables(*names: str) -> list[Table]:
+    return [SQLModel.metadata.tables[name] for name in names]
+
+
 def row_windows(ctx: Context) -> list[RowWindow]:
     """Every window in force at `ctx.now`, in report order (threads excluded)."""
-    p, now = ctx.policy, ctx.now
-    windows: list[RowWindow] = []
-    t = _table
-    delivery_before = months_cutoff(now, p.delivery_logs_months).before
-    attempts, outbound = t("delivery_attempts"), t("outbound_emails")
-    if attempts is not None:
-        windows.append(
-            RowWindow(
-                "delivery_logs", attempts, "attempted_at", attempts.c.attempted_at < delivery_before
-            )
-        )
-    if outbound is not None:
-        finished = outbound.c.status.in_(("sent", "failed", "bounced"))
-        old = and_(outbound.c.created_at < delivery_before, finished)
-        # Mail outside any thread (notifications) holds nothing the thread keeps: it goes.
-        loose = and_(outbound.c.ticket_id.is_(None), outbound.c.message_id.is_(None))
-        windows.append(RowWindow("delivery_logs", outbound, "created_at", and_(old, loose)))
+    builders = (
+        _delivery_logs,
+        _audit_events,
+        _one_time_codes,
+        _privacy_links,
+        _sessions,
+        _ignored_mail,
+        _order_bookkeeping,
+    )
+    return [window for build in builders for window in build(ctx)]
+
+
+def _delivery_logs(ctx: Context) -> list[RowWindow]:
+    attempts, outbound = _tables("delivery_attempts", "outbound_emails")
+    before = months_cutoff(ctx.now, ctx.policy.delivery_logs_months).before
+    old = and_(outbound.c.created_at < before, outbound.c.status.in_(("sent", "failed", "bounced")))
+    # Mail outside any thread (notifications) holds nothing a thread keeps: it goes whole.
+    loose = and_(outbound.c.ticket_id.is_(None), outbound.c.message_id.is_(None))
+    kept_reply = and_(old, ~loose, outbound.c.last_reply.is_not(None))
+    return [
+        RowWindow("delivery_logs", attempts, "attempted_at", attempts.c.attempted_at < before),
+        RowWindow("delivery_logs", outbound, "created_at", and_(old, loose)),
         # Mail of a kept thread keeps its body; only the relay's answer is a delivery log.
-        windows.append(
-            RowWindow(
-                "delivery_logs",
-                outbound,
-                "created_at",
-                and_(old, ~loose, outbound.c.last_reply.is_not(None)),
-                scrub={"last_reply": None},
-            )
-        )
-    audit = t("audit_events")
-    if audit is not None:
-        audit_before = months_cutoff(now, p.audit_months).before
-        windows.append(RowWindow("audit_events", audit, "at", audit.c.at < audit_before))
-    codes = t("verification_codes")
-    if codes is not None:
-        issued_before = now - timedelta(minutes=p.codes_minutes)
-        windows.append(
-            RowWindow("one_time_codes", codes, "created_at", codes.c.created_at < issued_before)
-        )
-    links = t("privacy_links")
-    if links is not None:
-        is_export = links.c.purpose == "export"
-        link_before = now - timedelta(days=p.privacy_links_days)
-        export_before = now - timedelta(days=p.exports_days)
-        windows.append(
-            RowWindow(
-                "privacy_links",
-                links,
-                "created_at",
-                and_(~is_export, links.c.created_at < link_before),
-            )
-        )
-        windows.append(
-            RowWindow(
-                "exports",
-                links,
-                "created_at",
-                and_(is_export, links.c.created_at < export_before),
-                data_files="file_path",
-            )
-        )
-    sessions = t("operator_sessions")
-    if sessions is not None:
-        idle_before = now - timedelta(days=p.sessions_days)
-        ended = or_(
-            sessions.c.last_seen_at < idle_before,
-            sessions.c.expires_at < now,
-            sessions.c.revoked_at.is_not(None),
-        )
-        windows.append(RowWindow("sessions", sessions, "last_seen_at", ended))
-    mail = t("inbound_mail")
-    if mail is not None:
-        received_before = now - timedelta(days=p.ignored_mail_days)
-        ignored = and_(
-            mail.c.status == "ignored",
-            mail.c.ticket_id.is_(None),
-            mail.c.received_at < received_before,
-        )
-        windows.append(
-            RowWindow("ignored_mail", mail, "received_at", ignored, storage_files="storage_path")
-        )
-    orders = t("orders")
-    if orders is not None:
-        purchased_before = order_bookkeeping_cutoff(now, p.order_years)
-        windows.append(
-            RowWindow(
-                "order_bookkeeping",
-                orders,
-                "purchased_at",
-                orders.c.purchased_at < purchased_before,
-            )
-        )
-    return windows
+        RowWindow("delivery_logs", outbound, "created_at", kept_reply, scrub={"last_reply": None}),
+    ]
+
+
+def _audit_events(ctx: Context) -> list[RowWindow]:
+    [audit] = _tables("audit_events")
+    before = months_cutoff(ctx.now, ctx.policy.audit_months).before
+    return [RowWindow("audit_events", audit, "at", audit.c.at < before)]
+
+
+def _one_time_codes(ctx: Context) -> list[RowWindow]:
+    codes = _table("verification_codes")  # the widget's; absent until it is installed
+    if codes is None:
+        return []
+    issued_before = ctx.now - timedelta(minutes=ctx.policy.codes_minutes)
+    return [RowWindow("one_time_codes", codes, "created_at", codes.c.created_at < issued_before)]
+
+
+def _privacy_links(ctx: Context) -> list[RowWindow]:
+    links = _table("privacy_links")  # the privacy capability's; absent until installed
+    if links is None:
+        return []
+    is_export = links.c.purpose == "export"
+    link_before = ctx.now - timedelta(days=ctx.policy.privacy_links_days)
+    export_before = ctx.now - timedelta(days=ctx.policy.exports_days)
+    return [
+        RowWindow(
+            "privacy_links", links, "created_at", and_(~is_export, links.c.created_at < link_before)
+        ),
+        RowWindow(
+            "exports",
+            links,
+            "created_at",
+            and_(is_export, links.c.created_at < export_before),
+            data_files="file_path",
+        ),
+    ]
+
+
+def _sessions(ctx: Context) -> list[RowWindow]:
+    [sessions] = _tables("operator_sessions")
+    idle_before = ctx.now - timedelta(days=ctx.policy.sessions_days)
+    ended = or_(
+        sessions.c.last_seen_at < idle_before,
+        sessions.c.expires_at < ctx.now,
+        sessions.c.revoked_at.is_not(None),
+    )
+    return [RowWindow("sessions", sessions, "last_seen_at", ended)]
+
+
+def _ignored_mail(ctx: Context) -> list[RowWindow]:
+    [mail] = _tables("inbound_mail")
+    ignored = and_(
+        mail.c.status == "ignored",
+        mail.c.ticket_id.is_(None),
+        mail.c.received_at < ctx.now - timedelta(days=ctx.policy.ignored_mail_days),
+    )
+    return [RowWindow("ignored_mail", mail, "received_at", ignored, storage_files="storage_path")]
+
+
+def _order_bookkeeping(ctx: Context) -> list[RowWindow]:
+    [orders] = _tables("orders")
+    before = order_bookkeeping_cutoff(ctx.now, ctx.policy.order_years)
+    return [RowWindow("order_bookkeeping", orders, "purchased_at", orders.c.purchased_at < before)]
 
 
 def sign_in_failures_window(ctx: Context) -> RowWindow | None:
