@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -120,6 +121,38 @@ def listen_for_reply(base: str, conversation: dict[str, str], heard: list[dict],
                 return
 
 
+def inbox_session(base: str) -> httpx.Client:
+    """A browser signed in to the inbox of one web process (the CLI-made operator)."""
+    browser = httpx.Client(base_url=base, timeout=30)
+    form = browser.get("/inbox/login").text
+    csrf = re.search(r'name="_csrf" value="([^"]*)"', form)
+    assert csrf is not None
+    signed_in = browser.post("/inbox/login", data={
+        "_csrf": csrf.group(1), "email": "agent@kurs.example",
+        "password": "correct horse battery staple"})
+    assert signed_in.status_code == 303, signed_in.text
+    return browser
+
+
+def watch_queue_counts(browser: httpx.Client, counts: list[dict], ready: threading.Event,
+                       enough: int) -> None:
+    """The queue page's live stream: collects `counts` events until `enough` arrived."""
+    with browser.stream("GET", "/inbox/events", params={"queue": "unassigned"},
+                        timeout=70) as stream:
+        ready.set()
+        event = None
+        deadline = time.monotonic() + 60
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.partition(":")[2].strip()
+            elif line.startswith("data:") and event == "counts":
+                counts.append(json.loads(line.partition(":")[2]))
+                if len(counts) >= enough:
+                    return
+            if time.monotonic() > deadline:
+                return
+
+
 async def retention_runs(url: str) -> list[tuple[object, object]]:
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
@@ -202,6 +235,24 @@ def test_two_web_processes_two_workers_a_scheduler_and_a_fetcher_work_as_one_sys
             listener.join(60)
             assert heard and "Kurset starter mandag" in json.dumps(heard[0])
             assert time.monotonic() - sent_at < 10
+
+            # An operator's queue page on web A updates its counts live when a ticket is
+            # created through web B (sooner than its 15 s heartbeat re-read).
+            browser = inbox_session(web_a)
+            counts: list[dict] = []
+            watching = threading.Event()
+            watcher = threading.Thread(target=watch_queue_counts,
+                                       args=(browser, counts, watching, 2))
+            watcher.start()
+            assert watching.wait(30)
+            time.sleep(1)
+            created_at = time.monotonic()
+            start_widget_conversation(web_b, 500)
+            watcher.join(60)
+            browser.close()
+            assert len(counts) == 2, counts
+            assert time.monotonic() - created_at < 10
+            assert sum(counts[1].values()) > sum(counts[0].values()), counts
 
             # Each reply on an email ticket is sent by exactly one of the two workers.
             email_tickets = [t for t in tickets if t["channel"] == "email"]
