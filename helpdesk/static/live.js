@@ -219,6 +219,8 @@
       if (title && current in counts) title.textContent = counts[current];
     }
 
+    function squeeze(text) { return (text || "").replace(/\s+/g, " ").trim(); }
+
     function updateRows(data) {
       var list = document.querySelector("ol.ticket-list");
       if (!list) {
@@ -226,16 +228,23 @@
         list = document.createElement("ol");
         list.className = "ticket-list";
         list.setAttribute("data-list", "tickets");
+        list.setAttribute("data-live", ""); // its rows are all new
         var empty = document.querySelector(".queue-main .empty");
         if (!empty) return;
         empty.replaceWith(list);
       }
-      var selected = list.querySelector(".is-selected a");
-      var selectedHref = selected ? selected.getAttribute("href") : null;
-      var before = {};
-      list.querySelectorAll("a.ticket-link").forEach(function (link) { before[link.getAttribute("href")] = true; });
+      // The first event after (re)connecting refreshes the list; later ones bring news.
       var first = !list.hasAttribute("data-live");
       list.setAttribute("data-live", "");
+      var incoming = document.createElement("template");
+      incoming.innerHTML = data.html;
+      if (squeeze(incoming.content.textContent) === squeeze(list.textContent)) return; // unchanged
+      // Keep the keyboard position (j/k selection and focus) on the same ticket.
+      var selected = list.querySelector(".is-selected a");
+      var selectedHref = selected ? selected.getAttribute("href") : null;
+      var focused = list.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
+      var before = {};
+      list.querySelectorAll("a.ticket-link").forEach(function (link) { before[link.getAttribute("href")] = true; });
       list.innerHTML = data.html;
       if (!first) {
         list.querySelectorAll("a.ticket-link").forEach(function (link) {
@@ -245,6 +254,10 @@
       if (selectedHref) {
         var again = list.querySelector('a[href="' + selectedHref + '"]');
         if (again) again.closest("[data-item]").classList.add("is-selected");
+      }
+      if (focused) {
+        var link = list.querySelector('a[href="' + focused + '"]');
+        if (link) link.focus({ preventScroll: true });
       }
     }
 
