@@ -72,6 +72,13 @@ async def test_streams_need_an_inbox_session(client: httpx.AsyncClient, runtime:
         assert not response.headers["content-type"].startswith("text/event-stream")
 
 
+async def test_no_stream_for_a_ticket_that_does_not_exist(signed_in: httpx.AsyncClient) -> None:
+    response = await signed_in.get("/inbox/tickets/424242/events")
+
+    assert response.status_code == 404
+    assert not response.headers["content-type"].startswith("text/event-stream")
+
+
 async def test_a_learner_message_appears_on_the_open_ticket_page(
     signed_in: httpx.AsyncClient, runtime: Runtime, app
 ) -> None:
