@@ -116,6 +116,16 @@ async def seed_history(runtime, client, agent) -> tuple[int, int]:
         headers=widget_auth(token),
     )
     assert posted.status_code == 201, posted.text
+    # An earlier access request: its export ZIP waits under the data dir.
+    asked = await mail_in(runtime, f"Innsyn, takk. {PHRASE}", subject="Innsyn")
+    access = (
+        await client.post(
+            f"/api/v1/tickets/{asked}/privacy-request", json={"kind": "access"}, headers=agent
+        )
+    ).json()
+    await confirm_by_link(client, link_in((await mail_to(runtime, EMAIL))[-1], "verify"))
+    exported = await client.post(f"/api/v1/privacy-requests/{access['id']}/fulfil", headers=agent)
+    assert exported.status_code == 200, exported.text
     other = await mail_in(
         runtime,
         f"Min kollega {NAME} ({EMAIL}) sa at kurset var bra.",
@@ -136,7 +146,7 @@ async def request_erasure(runtime, client, agent, admin) -> int:
             f"/api/v1/tickets/{number}/privacy-request", json={"kind": "erasure"}, headers=admin
         )
     ).json()
-    (verify_mail,) = [m for m in await mail_to(runtime, EMAIL) if "/privacy/verify/" in text_of(m)]
+    verify_mail = [m for m in await mail_to(runtime, EMAIL) if "/privacy/verify/" in text_of(m)][-1]
     await confirm_by_link(client, link_in(verify_mail, "verify"))
     refused = await client.post(f"/api/v1/privacy-requests/{case['id']}/fulfil", headers=agent)
     assert refused.status_code == 403
@@ -172,12 +182,16 @@ async def leftovers_in_tables(runtime) -> list[str]:
 
 
 def leftovers_in_files(root: Path) -> list[str]:
-    return [
-        f"{path}: {hit}"
-        for path in root.rglob("*")
-        if path.is_file()
-        for hit in _hits(path.read_bytes())
-    ]
+    found = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        found += [f"{path}: {hit}" for hit in _hits(path.read_bytes())]
+        if zipfile.is_zipfile(path):  # exports are deflated: look inside too
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    found += [f"{path}!{member}: {hit}" for hit in _hits(archive.read(member))]
+    return found
 
 
 async def test_erasure_leaves_nothing_but_order_bookkeeping(

@@ -17,7 +17,15 @@ from sqlmodel import col
 from helpdesk.adapters.smtp import eml_filename
 from helpdesk.adapters.storage import FileStorage
 from helpdesk.config import Settings
-from helpdesk.models import Attachment, InboundMail, Message, OutboundEmail, Ticket
+from helpdesk.models import (
+    Attachment,
+    InboundMail,
+    Message,
+    OutboundEmail,
+    PrivacyLink,
+    PrivacyRequest,
+    Ticket,
+)
 from helpdesk.models.outbound import DeliveryAttempt
 
 ERASED = "[slettet]"
@@ -29,10 +37,27 @@ async def delete_tickets(
     """Delete tickets with their messages, attachments, raw mail and outgoing mail."""
     if not ticket_ids:
         return
+    await delete_export_files(session, storage, ticket_ids)
     await delete_message_content(session, settings, storage, ticket_ids)
     # Messages, attachments, widget conversations (and their codes), ticket–order links
     # and privacy cases go with the ticket (ON DELETE CASCADE).
     await session.execute(delete(Ticket).where(col(Ticket.id).in_(ticket_ids)))
+
+
+async def delete_export_files(
+    session: AsyncSession, storage: FileStorage, ticket_ids: Collection[int]
+) -> None:
+    """Export ZIPs of the tickets' privacy requests (their links go with the tickets)."""
+    paths = await session.scalars(
+        select(col(PrivacyLink.file_path))
+        .join(PrivacyRequest, col(PrivacyRequest.id) == col(PrivacyLink.request_id))
+        .where(
+            col(PrivacyRequest.ticket_id).in_(ticket_ids), col(PrivacyLink.file_path).is_not(None)
+        )
+    )
+    for path in paths:
+        if path:
+            storage.delete(path)
 
 
 async def delete_message_content(
