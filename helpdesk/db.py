@@ -23,7 +23,16 @@ def create_engine(database_url: str) -> AsyncEngine:
     """Build the async engine; SQLite gets WAL, foreign keys and a busy timeout."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # No JIT: on a large database the inbox's search and count statements cross
+        # jit_above_cost, and compiling them took ~200 ms for queries that run in 1-20 ms
+        # (bench/inbox.py); short OLTP statements never win that time back.
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            connect_args={"server_settings": {"jit": "off"}},
+        )
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})

@@ -180,7 +180,8 @@ async def test_a_search_of_only_punctuation_finds_nothing(runtime: Runtime) -> N
     await add_ticket(runtime)
 
     assert await _numbers(runtime, "!!! ???") == []
-    assert parse_query("Kari@Example.NO").words == ("kari", "example", "no")
+    typed = parse_query("svar til Kari@Example.NO")
+    assert (typed.words, typed.addresses) == (("svar", "til"), ("kari@example.no",))
 
 
 async def test_search_works_on_a_migrated_database(

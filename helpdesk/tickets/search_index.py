@@ -43,10 +43,13 @@ class SearchQuery:
 
     words: tuple[str, ...]
     number: int | None
+    # Whole addresses typed in the search: matched as one token, not as common parts
+    # ("example", "no") that half of all mail shares.
+    addresses: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not self.words
+        return not self.words and not self.addresses
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,18 @@ class Snippet:
         return spans
 
 
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
 def parse_query(q: str | None) -> SearchQuery:
-    """The words of a search (lower-cased, at most eight) and a ticket number if it is one."""
-    words = tuple(dict.fromkeys(w.lower()[:64] for w in _WORD.findall(q or "")))[:MAX_WORDS]
-    digits = (q or "").strip().lstrip("#")
+    """The words and addresses of a search (lower-cased, at most eight) and a ticket number."""
+    text_ = (q or "")[:500]
+    addresses = tuple(dict.fromkeys(a.lower().strip(".") for a in _ADDRESS.findall(text_)))
+    rest = _ADDRESS.sub(" ", text_)
+    words = tuple(dict.fromkeys(w.lower()[:64] for w in _WORD.findall(rest)))
+    digits = text_.strip().lstrip("#")
     number = int(digits) if digits.isdigit() and len(digits) < 10 else None
-    return SearchQuery(words, number)
+    return SearchQuery(words[:MAX_WORDS], number, addresses[:MAX_WORDS])
 
 
 @cache
@@ -88,31 +97,93 @@ def fts5_query(query: SearchQuery) -> str:
     for word in query.words:
         stem = _stemmer().stemWord(word) if word.isalpha() and len(word) > 3 else word
         terms.append(f'"{stem}"*')
+    for address in query.addresses:
+        # The tokenizer splits an address into its parts; as a phrase they stay in order.
+        terms.append('"' + " ".join(_WORD.findall(address)) + '"')
     return " ".join(terms)
 
 
 def tsquery_text(query: SearchQuery) -> str:
-    """A to_tsquery() input: every word as a prefix, all required (words are \\w only)."""
-    return " & ".join(f"{word}:*" for word in query.words)
+    """A to_tsquery() input: every word as a prefix, every address whole, all required.
+
+    Words are letters and digits only and addresses letters, digits and `.+-@`, so
+    nothing in them is tsquery syntax.
+    """
+    terms = [f"{word}:*" for word in query.words] + [f"'{a}'" for a in query.addresses]
+    return " & ".join(terms)
 
 
-def ranked_hits(session: AsyncSession, query: SearchQuery) -> Subquery:
+async def ranked_hits(session: AsyncSession, query: SearchQuery) -> Subquery:
     """(ticket_id, rank) of every ticket the search matches, one row per ticket."""
-    if session.get_bind().dialect.name == "postgresql":
-        statement = text(_POSTGRES_HITS).bindparams(terms=tsquery_text(query), number=query.number)
-    else:
-        statement = text(_SQLITE_HITS).bindparams(terms=fts5_query(query), number=query.number)
+    if session.get_bind().dialect.name != "postgresql":
+        sqlite = text(_SQLITE_HITS).bindparams(terms=fts5_query(query), number=query.number)
+        return sqlite.columns(ticket_id=Integer, rank=Float).subquery("hits")
+    terms = tsquery_text(query)
+    message_floor = await _window_floor(session, "messages", terms)
+    ticket_floor = await _window_floor(session, "tickets", terms)
+    sql = _POSTGRES_HITS.format(
+        messages=_newest_matches("messages", "ticket_id", message_floor),
+        tickets=_newest_matches("tickets", "id", ticket_floor),
+    )
+    floors = {"message_floor": message_floor, "ticket_floor": ticket_floor}
+    statement = text(sql).bindparams(
+        terms=terms, number=query.number, **{name: v for name, v in floors.items() if v}
+    )
     return statement.columns(ticket_id=Integer, rank=Float).subquery("hits")
 
 
+def _newest_matches(table: str, ticket_column: str, floor: int) -> str:
+    """Matches in the window, newest first; with no window (few matches) all of them.
+
+    Without a floor there is no ORDER BY … LIMIT: for a term it misjudges as common the
+    planner would otherwise walk the whole table backwards looking for rows that are not
+    there, instead of asking the GIN index.
+    """
+    select = (
+        f"SELECT {ticket_column} AS ticket_id, ts_rank(search_vector, {_TSQUERY})::float8 AS rank "
+        f"FROM {table} WHERE search_vector @@ {_TSQUERY}"
+    )
+    if not floor:
+        return select
+    bound = "message_floor" if table == "messages" else "ticket_floor"
+    return f"{select} AND id > :{bound} ORDER BY id DESC LIMIT {MAX_HITS}"
+
+
+# How a word's frequency is judged: by counting its matches among the newest WINDOW rows
+# (read through the primary key, never the GIN index, so this costs the same for every
+# word). A rare word (at most MAX_ALL matches expected in the table) has all its matches
+# ranked, through the GIN index; a common one has the newest rows ranked, as many as should
+# hold about MAX_HITS matches. Bounding that walk by id also keeps the planner from walking
+# the whole table when it misjudges a prefix term as common.
+WINDOW = 20_000
+MAX_ALL = 5_000
+
+
+async def _window_floor(session: AsyncSession, table: str, terms: str) -> int:
+    """The lowest id worth ranking from (0: rank every match, through the index)."""
+    newest = int(await session.scalar(text(f"SELECT max(id) FROM {table}")) or 0)
+    if newest <= WINDOW:
+        return 0
+    found = int(
+        await session.scalar(
+            text(
+                f"SELECT count(*) FROM (SELECT search_vector FROM {table} WHERE id > :floor "
+                f"OFFSET 0) newest WHERE search_vector @@ {_TSQUERY}"
+            ).bindparams(floor=newest - WINDOW, terms=terms)
+        )
+        or 0
+    )
+    if found * newest / WINDOW <= MAX_ALL:
+        return 0
+    return max(newest - WINDOW * MAX_HITS // max(found, 1), 0)
+
+
 _TSQUERY = f"to_tsquery('{SEARCH_CONFIG}', :terms)"
-_POSTGRES_HITS = f"""
+_POSTGRES_HITS = """
 SELECT ticket_id, max(rank) AS rank FROM (
-  (SELECT m.ticket_id, ts_rank(m.search_vector, {_TSQUERY})::float8 AS rank
-   FROM messages m WHERE m.search_vector @@ {_TSQUERY} ORDER BY m.id DESC LIMIT {MAX_HITS})
+  ({messages})
   UNION ALL
-  (SELECT t.id, ts_rank(t.search_vector, {_TSQUERY})::float8
-   FROM tickets t WHERE t.search_vector @@ {_TSQUERY} ORDER BY t.id DESC LIMIT {MAX_HITS})
+  ({tickets})
   UNION ALL
   SELECT t.id, 1000.0::float8 FROM tickets t WHERE t.number = :number
 ) matched GROUP BY ticket_id
@@ -153,19 +224,22 @@ async def snippets(
     return found
 
 
+# The page's tickets are few: their messages are read by ticket (OFFSET 0 keeps the match
+# test out of the scan, so the planner does not evaluate the whole GIN index for it).
 _POSTGRES_SNIPPETS = (
-    "SELECT m.ticket_id, ts_headline('"
+    "SELECT ticket_id, ts_headline('"
     + SEARCH_CONFIG
-    + "', left(m.text, 20000), "
+    + "', left(text, 20000), "
     + _TSQUERY
     + """, 'StartSel="\x02", StopSel="\x03", MaxWords=30, MinWords=12')
-FROM messages m
-WHERE m.ticket_id IN ({ids}) AND m.search_vector @@ """
+FROM (SELECT m.ticket_id, m.id, m.text, m.search_vector FROM messages m
+      WHERE m.ticket_id IN ({ids}) OFFSET 0) page_messages
+WHERE search_vector @@ """
     + _TSQUERY
     + """
-ORDER BY m.ticket_id, ts_rank(m.search_vector, """
+ORDER BY ticket_id, ts_rank(search_vector, """
     + _TSQUERY
-    + ") DESC, m.id"
+    + ") DESC, id"
 )
 _SQLITE_SNIPPETS = """
 SELECT m.ticket_id, snippet(message_search, 0, char(2), char(3), '…', 24)
