@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -34,6 +34,12 @@ from helpdesk.tickets.lifecycle import (
 from helpdesk.tickets.merge import surviving_ticket
 
 UNKNOWN_SENDER = "unknown-sender@invalid"
+# Built once: constructing a statement costs more than running this one.
+_TICKET_BY_NUMBER = (
+    select(Ticket, col(TicketMerge.target_ticket_id))
+    .outerjoin(TicketMerge, col(TicketMerge.source_ticket_id) == col(Ticket.id))
+    .where(col(Ticket.number) == bindparam("number"))
+)
 
 
 class Filer:
@@ -209,13 +215,7 @@ class Filer:
     async def _ticket(self, number: int) -> Ticket | None:
         """The ticket with this number, or the one it was merged into."""
         # One query for the usual case: the ticket, and whether it was merged at all.
-        row = (
-            await self.session.execute(
-                select(Ticket, col(TicketMerge.target_ticket_id))
-                .outerjoin(TicketMerge, col(TicketMerge.source_ticket_id) == col(Ticket.id))
-                .where(col(Ticket.number) == number)
-            )
-        ).first()
+        row = (await self.session.execute(_TICKET_BY_NUMBER, {"number": number})).first()
         if row is None:
             return None
         ticket, merged_into = row

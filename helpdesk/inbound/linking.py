@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -16,6 +16,8 @@ from helpdesk.tickets.lifecycle import MessageDraft, append_message, merge_parti
 # Order numbers are the platform's: anything that looks like an identifier and has a digit.
 _ORDER_CANDIDATE = re.compile(r"(?<![\w-])([A-Za-z0-9][A-Za-z0-9-]{3,40})(?![\w-])")
 _MAX_CANDIDATES = 200
+# Built once: most mail names something that looks like a number.
+_ORDERS_NAMED = select(Order).where(col(Order.number).in_(bindparam("numbers", expanding=True)))
 
 
 def is_our_address(address: str, support_address: str) -> bool:
@@ -51,7 +53,7 @@ async def link_mentioned_orders(
     candidates = order_candidates(f"{parsed.subject}\n{parsed.text}")
     if not candidates:
         return
-    orders = (await session.scalars(select(Order).where(col(Order.number).in_(candidates)))).all()
+    orders = (await session.scalars(_ORDERS_NAMED, {"numbers": candidates})).all()
     if not orders:  # the usual case: numbers that are not order numbers
         return
     linked = set(

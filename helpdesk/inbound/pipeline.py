@@ -15,21 +15,22 @@ fetcher into a retry, without marking the message processed).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.adapters.storage import StoredFile
 from helpdesk.audit.service import defer_until_commit
 from helpdesk.bootstrap import Runtime
-from helpdesk.db import transaction
+from helpdesk.db import is_service_unavailable, transaction
 from helpdesk.inbound import filing
 from helpdesk.inbound.outcome import IngestResult, IngestUnavailable
 from helpdesk.inbound.parse import ParsedMessage, parse_message
@@ -40,8 +41,10 @@ from helpdesk.inbound.threading import (
     closest_stored_ticket,
     find_thread,
     referenced_ids,
+    stored_ticket_params,
 )
 from helpdesk.inbound.trust import sender_verified
+from helpdesk.metrics import INBOUND_MESSAGES
 from helpdesk.models import InboundMail, Learner, Ticket
 
 log = logging.getLogger("helpdesk.inbound")
@@ -55,6 +58,14 @@ async def ingest_raw(
     max_message_bytes: int | None = None,
 ) -> IngestResult:
     """Store, parse, classify, thread and file one message; see the module docstring."""
+    result = await _ingest(runtime, raw, source, max_message_bytes)
+    INBOUND_MESSAGES.labels(result.status).inc()
+    return result
+
+
+async def _ingest(
+    runtime: Runtime, raw: bytes, source: str, max_message_bytes: int | None
+) -> IngestResult:
     # The raw bytes are written (and fsynced) in a thread while the message is parsed and
     # looked up; they are on disk before anything that points at them is written.
     writing = asyncio.ensure_future(asyncio.to_thread(runtime.storage.put, "raw", raw))
@@ -71,11 +82,9 @@ async def ingest_raw(
     except IntegrityError:
         # A concurrent ingest of the same message committed first.
         return await _report_duplicate(runtime, parsed, await _stored(writing))
-    except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
-        raise IngestUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise IngestUnavailable("database connection lost") from exc
+    except Exception as exc:
+        if isinstance(exc, OSError) or is_service_unavailable(exc):
+            raise IngestUnavailable(f"database unavailable: {type(exc).__name__}") from exc
         raise
 
 
@@ -197,29 +206,13 @@ async def _look_up(
     of four is most of what they cost (each pays a round trip and SQLAlchemy's execution).
     """
     sender = parsed.from_address
-    columns: dict[str, Any] = {
-        "received_at": _duplicate_query(parsed, sha256, col(InboundMail.received_at)),
-        "number": _duplicate_query(parsed, sha256, col(Ticket.number)),
-    }
+    by_message_id = bool(parsed.message_id and parsed.from_address)
+    params: dict[str, Any] = _duplicate_params(parsed, sha256)
     if sender:
-        columns["recent"] = (
-            select(func.count())
-            .select_from(InboundMail)
-            .where(
-                col(InboundMail.sender) == sender,
-                col(InboundMail.received_at) > now - RATE_LIMIT_WINDOW,
-            )
-        )
-        columns["learner"] = select(col(Learner.id)).where(col(Learner.email_key) == sender.lower())
-    row = (
-        await session.execute(
-            select(
-                *(query.scalar_subquery().label(name) for name, query in columns.items()),
-                *([closest_stored_ticket(referenced).label("stored")] if referenced else []),
-            )
-        )
-    ).one()
-    found = row._mapping
+        params.update(sender=sender, since=now - RATE_LIMIT_WINDOW, sender_key=sender.lower())
+    params.update(stored_ticket_params(referenced))
+    statement = _look_up_statement(by_message_id, bool(sender), len(referenced))
+    found = (await session.execute(statement, params)).one()._mapping
     return _Known(
         duplicate=(
             (found["received_at"], found["number"]) if found["received_at"] is not None else None
@@ -230,31 +223,65 @@ async def _look_up(
     )
 
 
-def _duplicate_query(parsed: ParsedMessage, sha256: str | None, column: Any) -> Select[Any]:
+@functools.lru_cache(maxsize=256)
+def _look_up_statement(by_message_id: bool, with_sender: bool, referenced: int) -> Select[Any]:
+    """`_look_up`'s SELECT, built once per shape (building costs more than running it)."""
+    columns: dict[str, Any] = {
+        "received_at": _duplicate_query(by_message_id, col(InboundMail.received_at)),
+        "number": _duplicate_query(by_message_id, col(Ticket.number)),
+    }
+    if with_sender:
+        columns["recent"] = (
+            select(func.count())
+            .select_from(InboundMail)
+            .where(
+                col(InboundMail.sender) == bindparam("sender"),
+                col(InboundMail.received_at) > bindparam("since"),
+            )
+        )
+        columns["learner"] = select(col(Learner.id)).where(
+            col(Learner.email_key) == bindparam("sender_key")
+        )
+    stored = [closest_stored_ticket(referenced).label("stored")] if referenced else []
+    return select(
+        *(query.scalar_subquery().label(name) for name, query in columns.items()), *stored
+    )
+
+
+def _duplicate_query(by_message_id: bool, column: Any) -> Select[Any]:
     """DESIGN §7: same Message-ID from the same sender, else the same raw bytes."""
     query = (
         select(column)
         .select_from(InboundMail)
         .outerjoin(Ticket, col(Ticket.id) == col(InboundMail.ticket_id))
     )
-    if parsed.message_id and parsed.from_address:
+    if by_message_id:
         query = query.where(
-            col(InboundMail.sender) == _cap(parsed.from_address, 320),
-            col(InboundMail.rfc_message_id) == _cap(parsed.message_id, 998),
+            col(InboundMail.sender) == bindparam("dup_sender"),
+            col(InboundMail.rfc_message_id) == bindparam("dup_message_id"),
         )
     else:
-        query = query.where(col(InboundMail.sha256) == sha256)
+        query = query.where(col(InboundMail.sha256) == bindparam("dup_sha256"))
     return query.order_by(col(InboundMail.id)).limit(1)
+
+
+def _duplicate_params(parsed: ParsedMessage, sha256: str | None) -> dict[str, Any]:
+    if parsed.message_id and parsed.from_address:
+        return {
+            "dup_sender": _cap(parsed.from_address, 320),
+            "dup_message_id": _cap(parsed.message_id, 998),
+        }
+    return {"dup_sha256": sha256}
 
 
 async def _find_duplicate(
     session: AsyncSession, parsed: ParsedMessage, sha256: str
 ) -> tuple[datetime, int | None] | None:
     """When the original of a duplicate arrived and its ticket number, or None."""
-    query = _duplicate_query(parsed, sha256, col(InboundMail.received_at)).add_columns(
-        col(Ticket.number)
-    )
-    row = (await session.execute(query)).first()
+    by_message_id = bool(parsed.message_id and parsed.from_address)
+    query = _duplicate_query(by_message_id, col(InboundMail.received_at))
+    params = _duplicate_params(parsed, sha256)
+    row = (await session.execute(query.add_columns(col(Ticket.number)), params)).first()
     return (row[0], row[1]) if row else None
 
 

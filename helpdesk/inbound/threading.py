@@ -8,12 +8,13 @@ that rule only counts for a sender who already takes part in ticket 1042.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import ScalarSelect, Select, case, select, union_all
+from sqlalchemy import BindParameter, ScalarSelect, Select, bindparam, case, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -76,7 +77,9 @@ class MessageIdRule:
         if context.stored_ticket is not None:
             found = context.stored_ticket[0]
         else:
-            found = await context.session.scalar(select(closest_stored_ticket(ids)))
+            found = await context.session.scalar(
+                select(closest_stored_ticket(len(ids))), stored_ticket_params(ids)
+            )
         if found is None:
             return None
         return ThreadMatch(self.name, found, f"references a message of #{found}")
@@ -87,12 +90,21 @@ def referenced_ids(message: ThreadingInput) -> list[str]:
     return [i for i in message.referenced_ids if i][:50]
 
 
-def closest_stored_ticket(ids: Sequence[str]) -> ScalarSelect[int]:
-    """The ticket number of the closest referenced message we have, inbound or outgoing.
+def stored_ticket_params(ids: Sequence[str]) -> dict[str, str]:
+    """The parameters of `closest_stored_ticket(len(ids))`."""
+    return {f"ref{n}": message_id for n, message_id in enumerate(ids)}
 
-    `ids` lists In-Reply-To first, then References newest first; the earliest one we
-    know wins. A scalar subquery, so callers may ask it together with other questions.
+
+@functools.lru_cache(maxsize=64)
+def closest_stored_ticket(count: int) -> ScalarSelect[int]:
+    """The ticket number of the closest of `count` referenced messages we have.
+
+    Inbound or outgoing; the ids are bound as `stored_ticket_params(ids)`, In-Reply-To
+    first, then References newest first, and the earliest one we know wins. A scalar
+    subquery, so callers may ask it together with other questions; built once per count
+    (building it costs more than running it).
     """
+    ids: list[BindParameter[str]] = [bindparam(f"ref{n}") for n in range(count)]
     inbound: Select[str | None, int] = (
         select(col(Message.rfc_message_id).label("rfc_id"), col(Ticket.number))
         .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
@@ -104,7 +116,7 @@ def closest_stored_ticket(ids: Sequence[str]) -> ScalarSelect[int]:
         .where(col(OutboundEmail.rfc_message_id).in_(ids))
     )
     found = union_all(inbound, outgoing).subquery()
-    closeness = case({message_id: n for n, message_id in enumerate(ids)}, value=found.c.rfc_id)
+    closeness = case(*((found.c.rfc_id == ids[n], n) for n in range(count)), else_=count)
     return select(found.c.number).order_by(closeness).limit(1).scalar_subquery()
 
 
