@@ -10,8 +10,19 @@ from helpdesk.broker import background_task, provide_runtime
 from helpdesk.db import transaction
 from helpdesk.privacy import scrub, upkeep, webhook
 
+DAILY_REMINDERS = {
+    "cron": "0 7 * * *",
+    "cron_offset": "Europe/Oslo",
+    "schedule_id": "privacy-reminders",
+}
+HOURLY_CLEAN_UP = {"cron": "23 * * * *", "schedule_id": "privacy-links-clean-up"}
 
-@background_task("privacy.send_verifications", schedule=[{"cron": "* * * * *"}])
+
+def EVERY_MINUTE(schedule_id: str) -> dict[str, str]:  # noqa: N802 - reads like the constants
+    return {"cron": "* * * * *", "schedule_id": schedule_id}
+
+
+@background_task("privacy.send_verifications", schedule=[EVERY_MINUTE("privacy-verifications")])
 async def send_verifications(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
     """Confirmation links for requests that started without one (e.g. the web form)."""
     async with transaction(runtime.sessions) as session:
@@ -20,26 +31,26 @@ async def send_verifications(runtime: Runtime = TaskiqDepends(provide_runtime)) 
         )
 
 
-@background_task("privacy.deliver_platform_events", schedule=[{"cron": "* * * * *"}])
+@background_task("privacy.deliver_platform_events", schedule=[EVERY_MINUTE("platform-events")])
 async def deliver_platform_events(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
     """Signed webhook events to the course platform, retried with back-off until a 2xx."""
     return await webhook.deliver_due_events(runtime)
 
 
-@background_task("privacy.finish_erasures", schedule=[{"cron": "* * * * *"}])
+@background_task("privacy.finish_erasures", schedule=[EVERY_MINUTE("finish-erasures")])
 async def finish_erasures(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
     """Scrub erasure requests whose confirmation mail has gone; compact the database."""
     return await scrub.finish_erasures(runtime)
 
 
-@background_task("privacy.remind_deadlines", schedule=[{"cron": "0 6 * * *"}])
+@background_task("privacy.remind_deadlines", schedule=[DAILY_REMINDERS])
 async def remind_deadlines(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
     """Operators hear 7 and 2 days before a privacy request is due."""
     async with transaction(runtime.sessions) as session:
         return await upkeep.remind_deadlines(session, runtime.settings, runtime.clock.now())
 
 
-@background_task("privacy.clean_expired_links", schedule=[{"cron": "23 * * * *"}])
+@background_task("privacy.clean_expired_links", schedule=[HOURLY_CLEAN_UP])
 async def clean_expired_links(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
     """Expired confirmation and export links go, and the export files with them."""
     async with transaction(runtime.sessions) as session:
