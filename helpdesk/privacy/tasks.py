@@ -18,11 +18,12 @@ DAILY_REMINDERS = {
 HOURLY_CLEAN_UP = {"cron": "23 * * * *", "schedule_id": "privacy-links-clean-up"}
 
 
-def EVERY_MINUTE(schedule_id: str) -> dict[str, str]:  # noqa: N802 - reads like the constants
+def every_minute(schedule_id: str) -> dict[str, str]:
+    """A schedule label: every minute, under this id."""
     return {"cron": "* * * * *", "schedule_id": schedule_id}
 
 
-@background_task("privacy.send_verifications", schedule=[EVERY_MINUTE("privacy-verifications")])
+@background_task("privacy.send_verifications", schedule=[every_minute("privacy-verifications")])
 async def send_verifications(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
     """Confirmation links for requests that started without one (e.g. the web form)."""
     async with transaction(runtime.sessions) as session:
@@ -31,13 +32,13 @@ async def send_verifications(runtime: Runtime = TaskiqDepends(provide_runtime)) 
         )
 
 
-@background_task("privacy.deliver_platform_events", schedule=[EVERY_MINUTE("platform-events")])
+@background_task("privacy.deliver_platform_events", schedule=[every_minute("platform-events")])
 async def deliver_platform_events(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
     """Signed webhook events to the course platform, retried with back-off until a 2xx."""
     return await webhook.deliver_due_events(runtime)
 
 
-@background_task("privacy.finish_erasures", schedule=[EVERY_MINUTE("finish-erasures")])
+@background_task("privacy.finish_erasures", schedule=[every_minute("finish-erasures")])
 async def finish_erasures(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
     """Scrub erasure requests whose confirmation mail has gone; compact the database."""
     return await scrub.finish_erasures(runtime)
