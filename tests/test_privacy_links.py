@@ -104,3 +104,33 @@ async def test_export_link_stops_after_its_downloads(runtime, client, agent) -> 
     for _ in range(3):
         assert (await client.post(path)).headers["content-type"] == "application/zip"
     assert (await client.post(path)).status_code == 404
+
+
+async def test_link_goes_to_the_registered_address_not_to_whoever_asked(
+    runtime, client, agent
+) -> None:
+    await add_learner_with_history(runtime, email="kari@example.no")
+    number = await mail_in(runtime, "Hei, et spørsmål om kurset.", subject="Kurs")
+    # Someone else on the thread asks, in Kari's ticket, for her data to be deleted.
+    async with transaction(runtime.sessions) as session:
+        ticket = await tickets.get_ticket(session, number)
+        await tickets.append_message(
+            session,
+            ticket,
+            learner_mail(
+                "Slett mine opplysninger, jeg er Kari.",
+                author_kind="unknown",
+                author_email="someone@other.example",
+                author_name="Kari N",
+            ),
+            now=NOW,
+        )
+    case = (
+        await client.post(
+            f"/api/v1/tickets/{number}/privacy-request", json={"kind": "erasure"}, headers=agent
+        )
+    ).json()
+    assert case["status"] == "awaiting_verification"
+    assert await mail_to(runtime, "someone@other.example") == []
+    (verify_mail,) = await mail_to(runtime, "kari@example.no")
+    assert "/privacy/verify/" in text_of(verify_mail)
