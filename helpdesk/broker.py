@@ -253,11 +253,8 @@ async def _work(broker: AsyncBroker) -> int:
     # only be cancelled, which would interrupt them); a second signal cancels at once.
     stop = _stop_on_signals(asyncio.current_task())
     broker.is_worker_process = True
-    try:
-        await broker.startup()
-    except (OSError, RedisError) as exc:
-        print(f"helpdesk worker: cannot reach Redis: {exc}", file=sys.stderr)
-        return 1
+    if not await _until_reachable(broker.startup, stop, "worker"):
+        return 0
     log.info("worker started; tasks: %s", ", ".join(sorted(broker.get_all_tasks())))
     try:
         with ThreadPoolExecutor(max_workers=4) as executor:
@@ -284,16 +281,46 @@ async def _work(broker: AsyncBroker) -> int:
     return 0
 
 
+async def _until_reachable(
+    connect: Callable[[], Awaitable[Any]], stop: asyncio.Event, command: str
+) -> bool:
+    """Connect, waiting out a Redis that is down or restarting (back-off up to 30 s)
+    instead of exiting; False when told to stop first."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await connect()
+            return True
+        except (OSError, RedisError) as exc:
+            log.warning("%s: cannot reach Redis (%s); trying again in %.0f s", command, exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 30.0)
+    return False
+
+
 async def _schedule(scheduler: TaskiqScheduler) -> int:
     stop = _stop_on_signals(asyncio.current_task())
     scheduler.broker.is_scheduler_process = True
-    loop = asyncio.create_task(run_scheduler_task(scheduler, run_startup=True))
-    waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait({loop, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    loop.cancel()
-    result = await asyncio.gather(loop, return_exceptions=True)
-    failure = result[0] if not isinstance(result[0], asyncio.CancelledError) else None
+    failure: BaseException | None = None
+    while not stop.is_set():
+        # run_scheduler_task ends with an error when Redis goes away; start it again.
+        loop = asyncio.create_task(run_scheduler_task(scheduler, run_startup=True))
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({loop, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        loop.cancel()
+        result = await asyncio.gather(loop, return_exceptions=True)
+        failure = result[0] if isinstance(result[0], BaseException) else None
+        if isinstance(failure, asyncio.CancelledError) or stop.is_set():
+            failure = None
+            break
+        if not isinstance(failure, OSError | RedisError):
+            break
+        log.warning("scheduler: lost Redis (%s); starting again in 2 s", failure)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 2)
+        failure = None
     await _shutdown(scheduler.shutdown())
     for source in scheduler.sources:
         await _shutdown(source.shutdown())

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -28,7 +29,10 @@ from helpdesk.broker import CONSUMER_GROUP, build_broker, build_scheduler, run_w
 from helpdesk.broker_selfcheck import SELFCHECK_FILE, selfcheck
 from helpdesk.config import EX_CONFIG, Settings
 
-pytest_plugins = ["tests.peers.redis"]
+if TYPE_CHECKING:  # imported by pytest_plugins, which must be the first to import it
+    from tests.peers.private_services import PrivateRedis
+
+pytest_plugins = ["tests.peers.private_services", "tests.peers.redis"]
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 
@@ -231,3 +235,25 @@ def test_worker_lets_a_running_task_finish_after_sigterm(
     assert code == 0, stderr
     with redis.Redis.from_url(redis_url) as client:
         assert client.xpending(task_queue, CONSUMER_GROUP)["pending"] == 0
+
+
+def test_worker_and_scheduler_started_while_redis_is_down_wait_for_it(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    private_redis.stop()
+    queue = f"helpdesk-test:{uuid.uuid4().hex}"
+    scheduler = start_command("scheduler", private_redis.url, queue, tmp_path)
+    worker = start_command("worker", private_redis.url, queue, tmp_path)
+    try:
+        time.sleep(5)
+        assert worker.poll() is None and scheduler.poll() is None  # still waiting, not exited
+        private_redis.start()
+        report = wait_for_selfcheck(tmp_path / "var", "scheduled", [scheduler, worker], 120)
+    finally:
+        worker_exit = stop(worker)
+        scheduler_exit = stop(scheduler)
+
+    assert report["token"] == "scheduled"
+    assert worker_exit[0] == 0, worker_exit[1]
+    assert "cannot reach Redis" in worker_exit[1]  # said why it waited
+    assert scheduler_exit[0] == 0, scheduler_exit[1]

@@ -181,7 +181,29 @@ def test_postgresql_restart_under_load_gives_clean_503s_recovers_and_loses_nothi
         processes.stop_all()
 
 
-def test_redis_restart_loses_no_outgoing_reply(
+def widget_listener(base: str, heard: list[str], ready: threading.Event) -> dict[str, str]:
+    """A learner's widget conversation and a thread reading its live events into `heard`."""
+    started = httpx.post(f"{base}/api/v1/widget/conversations", timeout=30, json={
+        "name": "Elev", "email": "elev@example.no", "message": "Hei, når starter kurset?"})
+    assert started.status_code == 201, started.text
+    conversation = {"id": started.json()["conversation"]["id"], "token": started.json()["token"]}
+
+    def listen() -> None:
+        url = f"{base}/api/v1/widget/conversations/{conversation['id']}/events"
+        with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=None),
+                          headers={"Authorization": f"Bearer {conversation['token']}"}) as stream:
+            ready.set()
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    heard.append(json.loads(line[5:])["text"])
+                    if len(heard) >= 3:  # the learner's own message and two replies
+                        return
+
+    threading.Thread(target=listen, daemon=True).start()
+    return conversation
+
+
+def test_redis_restart_loses_no_reply_and_live_updates_resume(
     private_postgres: PrivatePostgres, private_redis: PrivateRedis, smtp_peer: SmtpPeer,
     smtp_certificate: Certificate, tmp_path: Path,
 ) -> None:
@@ -193,6 +215,13 @@ def test_redis_restart_loses_no_outgoing_reply(
         base = processes.start_web("web", workers=1)
         processes.start_service("worker")
         processes.start_service("scheduler")
+        heard: list[str] = []
+        listening = threading.Event()
+        widget_listener(base, heard, listening)
+        assert listening.wait(30)
+        widget_number = max(t["number"] for t in httpx.get(
+            f"{base}/api/v1/tickets", headers={"Authorization": f"Bearer {token}"},
+            timeout=30).json()["items"])
         accepted = []
         with httpx.Client(base_url=base, timeout=15,
                           headers={"Authorization": f"Bearer {token}"}) as http:
@@ -203,19 +232,34 @@ def test_redis_restart_loses_no_outgoing_reply(
                 accepted.append(phrase)
             private_redis.stop()
             # While Redis is down, replies are still accepted: they are in the database's
-            # outbox; only the immediate "deliver now" nudge cannot be sent.
+            # outbox; only the immediate "deliver now" nudge and the live nudge are lost.
             for k in range(5):
                 phrase = f"During the restart {k}."
                 response = http.post(f"/api/v1/tickets/{number}/replies", json={"body": phrase})
                 assert response.status_code == 201, response.text
                 accepted.append(phrase)
+            assert http.post(f"/api/v1/tickets/{widget_number}/replies",
+                             json={"body": "Svar mens Redis var borte."}).status_code == 201
             time.sleep(2)
             private_redis.start()
+            # The widget's stream resyncs when its process reconnects to Redis: the reply
+            # written during the outage arrives without the learner doing anything.
+            deadline = time.monotonic() + 30
+            while "Svar mens Redis var borte." not in heard and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert "Svar mens Redis var borte." in heard, heard
             for k in range(5):
                 phrase = f"After the restart {k}."
                 assert http.post(f"/api/v1/tickets/{number}/replies",
                                  json={"body": phrase}).status_code == 201
                 accepted.append(phrase)
+            sent = time.monotonic()
+            assert http.post(f"/api/v1/tickets/{widget_number}/replies",
+                             json={"body": "Svar etter at Redis kom tilbake."}).status_code == 201
+            while "Svar etter at Redis kom tilbake." not in heard and time.monotonic() < sent + 10:
+                time.sleep(0.1)
+            # Live again, through Redis (the stream has no periodic re-read to fall back on).
+            assert "Svar etter at Redis kom tilbake." in heard, heard
         bodies = wait_until_delivered(smtp_peer, accepted, timeout=150)
         counts = count_each(bodies, accepted)
         assert counts == {phrase: 1 for phrase in accepted}, (
