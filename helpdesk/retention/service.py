@@ -37,7 +37,7 @@ log = logging.getLogger("helpdesk.retention")
 LEASE_NAME = "retention"
 # After each batch the run rests this many times as long as the batch took, leaving the
 # database (and, on a small machine, the CPU) to the inbox in between; see bench/RESULTS.md.
-REST_RATIO = 1.0
+REST_RATIO = 2.0
 # Progress: (category, how many removed so far in it).
 Progress = Callable[[str, int], None]
 
