@@ -161,6 +161,10 @@ async def test_verification_link_goes_to_the_registered_address_not_the_sender(
         )
     ).json()
     assert case["status"] == "verified"  # unknown requester: only the ticket itself
+    note = await client.post(
+        f"/api/v1/tickets/{number}/notes", json={"body": "Intern: ligner på Kari N."}, headers=agent
+    )
+    assert note.status_code == 201
     await client.post(f"/api/v1/privacy-requests/{case['id']}/fulfil", headers=agent)
     (export_mail,) = [
         m for m in await mail_to(runtime, "kari@work.example") if "/privacy/exports/" in text_of(m)
@@ -169,6 +173,7 @@ async def test_verification_link_goes_to_the_registered_address_not_the_sender(
     response = await client.post(link_in(export_mail, "exports"))
     data = json.loads(zipfile.ZipFile(io.BytesIO(response.content)).read("data.json"))
     assert data["scope"] == "ticket" and data["profile"] is None and data["orders"] == []
+    assert "note" not in [m["direction"] for m in data["tickets"][0]["messages"]]
     assert not await mail_to(runtime, "kari@example.no")
 
 

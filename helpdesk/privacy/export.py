@@ -98,7 +98,9 @@ async def collect(
         },
         "enrolments": await _enrolments(session, learner),
         "orders": await _orders(session, learner),
-        "tickets": [await _ticket(session, t) for t in tickets],
+        # A requester we could not tie to a learner gets what they and we wrote, not our
+        # internal notes about it (they may name others; the identity is unproven).
+        "tickets": [await _ticket(session, t, notes=learner is not None) for t in tickets],
         "outgoing_mail": await _outgoing(session, ticket_ids),
         "privacy_requests": await _requests(session, learner, own_ticket, tickets),
     }
@@ -156,14 +158,11 @@ async def _orders(session: AsyncSession, learner: Learner | None) -> list[dict[s
     ]
 
 
-async def _ticket(session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
-    messages = list(
-        await session.scalars(
-            select(Message)
-            .where(col(Message.ticket_id) == ticket.id)
-            .order_by(col(Message.created_at), col(Message.id))
-        )
-    )
+async def _ticket(session: AsyncSession, ticket: Ticket, *, notes: bool) -> dict[str, Any]:
+    query = select(Message).where(col(Message.ticket_id) == ticket.id)
+    if not notes:
+        query = query.where(col(Message.direction) != "note")
+    messages = list(await session.scalars(query.order_by(col(Message.created_at), col(Message.id))))
     attachments: dict[int, list[Attachment]] = {}
     for a in await session.scalars(
         select(Attachment)
