@@ -105,7 +105,7 @@ class Settings(msgspec.Struct, frozen=True):
     # per client address each minute, new conversations per client address each hour.
     widget_posts_per_minute: int = 20
     widget_ip_posts_per_minute: int = 120
-    widget_new_conversations_per_hour: int = 10
+    widget_new_conversations_per_hour: int = 30
     platform_webhook_url: str | None = None
     platform_webhook_secret: str | None = None
     authserv_id: str | None = None

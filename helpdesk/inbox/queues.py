@@ -22,6 +22,7 @@ from helpdesk.errors import ValidationFailed
 from helpdesk.models import Message, Operator, PrivacyRequest, Ticket
 from helpdesk.models.privacy import OPEN_STATUSES as OPEN_PRIVACY
 from helpdesk.models.tickets import CHANNELS
+from helpdesk.privacy.restriction import visible_to_work
 from helpdesk.tickets.queries import (
     BY_ACTIVITY,
     PAGE_SIZE,
@@ -135,15 +136,17 @@ async def queue_counts(
         func.count().filter(queue_condition(key, operator, at)).label(key)
         for key in ("unassigned", "mine", "open", "pending", "review", "breaches")
     ]
-    solved = select(func.count()).select_from(Ticket).where(status == "solved")
-    machine = select(func.count()).select_from(Ticket).where(_has_machine_mail())
+    # A restricted learner's tickets are not counted (privacy-request tickets excepted).
+    visible = [c for c in [await visible_to_work(session)] if c is not None]
+    solved = select(func.count()).select_from(Ticket).where(status == "solved", *visible)
+    machine = select(func.count()).select_from(Ticket).where(_has_machine_mail(), *visible)
     privacy = select(func.count()).select_from(PrivacyRequest).where(_open_privacy_request())
     statement = select(
         *active,
         solved.scalar_subquery().label("solved"),
         machine.scalar_subquery().label("machine"),
         privacy.scalar_subquery().label("privacy"),
-    ).where(status.in_(ACTIVE_STATUSES))
+    ).where(status.in_(ACTIVE_STATUSES), *visible)
     row = (await session.execute(statement.select_from(Ticket))).one()
     return {queue.key: int(row._mapping[queue.key] or 0) for queue in QUEUES if queue.counted}
 

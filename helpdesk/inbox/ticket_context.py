@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.errors import NotFound
 from helpdesk.models import Operator
+from helpdesk.privacy.restriction import hidden_from_work
 from helpdesk.tickets import queries
 from helpdesk.tickets.canned import (
     fill_placeholders,
@@ -47,7 +48,10 @@ async def ticket_page_extras(
     ]
     return {
         "canned_replies": canned,
-        "other_tickets": await other_tickets(session, ticket),
+        "other_tickets": await other_tickets(
+            session, ticket, include_restricted=operator.role == "admin"
+        ),
+        "hidden_from_work": await hidden_from_work(session, ticket),
         "merged_into": await merged_into(session, ticket),
         "reply_channel": REPLY_CHANNELS.get(ticket.channel, "by email"),
         "participants_text": "\n".join(ticket.participants),

@@ -23,6 +23,7 @@ from sqlmodel import col
 from helpdesk.errors import ValidationFailed
 from helpdesk.models import Ticket
 from helpdesk.models.tickets import CHANNELS
+from helpdesk.privacy.restriction import visible_to_work
 from helpdesk.tickets.business_time import business_time_between
 from helpdesk.tickets.service_levels import ServiceLevelPolicy
 
@@ -120,7 +121,13 @@ async def build_report(
     start = datetime.combine(period.first, time(0), tzinfo=zone).astimezone(UTC)
     end = datetime.combine(period.last + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     days = {day: DayFigures(day) for day in period.days}
-    in_period = (col(Ticket.created_at) >= start, col(Ticket.created_at) < end)
+    in_period: tuple[ColumnElement[bool], ...] = (
+        col(Ticket.created_at) >= start,
+        col(Ticket.created_at) < end,
+    )
+    visible = await visible_to_work(session)  # restricted learners' tickets are not counted
+    if visible is not None:
+        in_period = (*in_period, visible)
     for hour, channel, count in await session.execute(_volume_by_hour(session, in_period)):
         local_day = _as_utc(hour).astimezone(zone).date()
         if local_day in days and channel in CHANNELS:

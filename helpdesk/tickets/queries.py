@@ -33,6 +33,7 @@ from helpdesk.models import (
 )
 from helpdesk.models.tickets import STATUSES
 from helpdesk.operators.service import find_operator
+from helpdesk.privacy.restriction import visible_to_work
 from helpdesk.privacy.schemas import privacy_request_of
 from helpdesk.tickets.search_index import Snippet, parse_query, ranked_hits, snippets
 
@@ -152,6 +153,9 @@ async def keyset_page(
     The keys are selected too, so the cursor is the position of the last row shown: pages
     neither repeat nor skip rows while new tickets arrive at the top.
     """
+    visible = await visible_to_work(session)  # restricted learners' tickets stay out
+    if visible is not None:
+        query = query.where(visible)
     search = parse_query(q) if q and q.strip() else None
     if search is not None:
         if search.is_empty:
