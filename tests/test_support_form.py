@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy import func, select
 
@@ -159,3 +160,36 @@ async def test_an_unknown_privacy_choice_is_refused(runtime, client) -> None:
 
     assert page.status_code == 422
     assert await count(runtime, PrivacyRequest) == 0
+
+
+async def test_many_forms_from_one_network_are_refused_with_a_sentence(runtime, client) -> None:
+    runtime.settings = msgspec.structs.replace(
+        runtime.settings, widget_new_conversations_per_hour=2
+    )
+    token = await open_form(client)
+    mistake = await client.post("/support", data={**FIELDS, "email": "", "_csrf": token})
+    assert mistake.status_code == 422  # mistakes do not count against the limit
+    for _ in range(2):
+        token = await open_form(client)  # each page of the form carries a fresh token
+        sent = await client.post(
+            "/support", data={**FIELDS, "_csrf": token}, follow_redirects=False
+        )
+        assert sent.status_code == 303
+
+    token = await open_form(client)
+    refused = await client.post("/support", data={**FIELDS, "_csrf": token})
+
+    assert refused.status_code == 429
+    assert "Too many messages from your network" in refused.text
+    assert await count(runtime, Ticket) == 2
+
+
+async def test_a_second_tab_of_the_form_does_not_void_the_first(runtime, client) -> None:
+    first_tab = await open_form(client)
+    await open_form(client)  # the learner opens the form again in another tab
+
+    sent = await client.post(
+        "/support", data={**FIELDS, "_csrf": first_tab}, follow_redirects=False
+    )
+
+    assert sent.status_code == 303

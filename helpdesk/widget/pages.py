@@ -32,7 +32,12 @@ from helpdesk.models import Ticket, WidgetConversation
 from helpdesk.widget import service
 from helpdesk.widget.followup import link_signature
 from helpdesk.widget.limits import Limit, limiter_for
-from helpdesk.widget.support_form import PRIVACY_CHOICES, SupportRequest, submit_support_request
+from helpdesk.widget.support_form import (
+    PRIVACY_CHOICES,
+    SupportRequest,
+    check_support_request,
+    submit_support_request,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 CSRF_COOKIE = "helpdesk_support_csrf"
@@ -72,6 +77,7 @@ def _thanks_signature(secret: str, number: int) -> str:
 
 
 def _form_page(
+    request: Request[Any, Any, Any],
     runtime: Runtime,
     values: dict[str, str],
     *,
@@ -79,7 +85,8 @@ def _form_page(
     notice: str | None = None,
     status_code: int = 200,
 ) -> Template:
-    binding = secrets.token_urlsafe(32)
+    # One binding per browser: a second tab of the form must not void the first one's token.
+    binding = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
     response = Template(
         template_name="support/form.html",
         context={
@@ -114,8 +121,8 @@ class SupportPages(Controller):
     path = "/support"
 
     @get("", summary="The support form")
-    async def form(self, runtime: Runtime) -> Template:
-        return _form_page(runtime, {"privacy": "none"})
+    async def form(self, request: Request[Any, Any, Any], runtime: Runtime) -> Template:
+        return _form_page(request, runtime, {"privacy": "none"})
 
     @post("", status_code=303, request_max_body_size=MAX_FORM_BYTES)
     async def submit(
@@ -129,12 +136,18 @@ class SupportPages(Controller):
         try:
             _check_csrf(request, runtime, str(data.get("_csrf", "")))
         except Forbidden as refused:
-            return _form_page(runtime, values, notice=refused.detail, status_code=403)
+            return _form_page(request, runtime, values, notice=refused.detail, status_code=403)
         if str(data.get("website", "")).strip():
             return _form_page(
-                runtime, values, notice="Please leave the last field empty.", status_code=422
+                request,
+                runtime,
+                values,
+                notice="Please leave the last field empty.",
+                status_code=422,
             )
         try:
+            # Counted once the form is valid: typing mistakes do not use up the limit.
+            check_support_request(SupportRequest(**values))
             limiter_for(runtime).hit(
                 "form-ip",
                 request.client.host if request.client else "unknown",
@@ -150,6 +163,7 @@ class SupportPages(Controller):
             )
         except ValidationFailed as invalid:
             return _form_page(
+                request,
                 runtime,
                 values,
                 errors=invalid.fields,
@@ -158,7 +172,7 @@ class SupportPages(Controller):
             )
         except HelpdeskError as refused:
             return _form_page(
-                runtime, values, notice=refused.detail, status_code=refused.status_code
+                request, runtime, values, notice=refused.detail, status_code=refused.status_code
             )
         signature = _thanks_signature(runtime.settings.secret_key, ticket.number)
         return Redirect(f"/support/thanks?ticket={ticket.number}&sig={signature}", status_code=303)
@@ -175,10 +189,15 @@ class SupportPages(Controller):
 
     @get("/conversations/{public_id:str}", summary="A widget conversation, from reply mail")
     async def conversation(
-        self, db_session: AsyncSession, runtime: Runtime, public_id: str, sig: str = ""
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        public_id: str,
+        sig: str = "",
     ) -> Template:
         conversation, ticket = await _linked_conversation(db_session, runtime, public_id, sig)
-        return await _conversation_page(db_session, runtime, conversation, ticket, sig)
+        return await _conversation_page(request, db_session, runtime, conversation, ticket, sig)
 
     @post("/conversations/{public_id:str}", status_code=303, request_max_body_size=MAX_FORM_BYTES)
     async def answer(
@@ -198,6 +217,7 @@ class SupportPages(Controller):
             )
         except ValidationFailed as invalid:
             return await _conversation_page(
+                request,
                 db_session,
                 runtime,
                 conversation,
@@ -226,6 +246,7 @@ async def _linked_conversation(
 
 
 async def _conversation_page(
+    request: Request[Any, Any, Any],
     session: AsyncSession,
     runtime: Runtime,
     conversation: WidgetConversation,
@@ -236,7 +257,8 @@ async def _conversation_page(
     status_code: int = 200,
 ) -> Template:
     messages = await service.visible_messages(session, conversation.ticket_id)
-    binding = secrets.token_urlsafe(32)
+    # One binding per browser: a second tab of the form must not void the first one's token.
+    binding = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
     response = Template(
         template_name="support/conversation.html",
         context={
