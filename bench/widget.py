@@ -142,6 +142,16 @@ class Stream:
             self.task.cancel()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def progress(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -257,22 +267,36 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: str) -> dic
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.2)
+        progress("server ready")
         operator = await make_operator_token(database_url, data_dir)
         began = time.perf_counter()
         streams = await start_conversations(http, args.streams)
         created = time.perf_counter() - began
+        progress(f"{len(streams)} conversations in {created:.1f} s")
         arrivals: dict[str, float] = {}
         for stream in streams:
             stream.task = asyncio.create_task(stream.run(port, arrivals))
         await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in streams)), 120)
         load = os.getloadavg()[0]
+        progress(f"{len(streams)} streams open; load {load:.1f}")
+        assert server.pid is not None
+        cpu_before = cpu_seconds(server.pid)
         delivery = await measure_replies(http, operator, streams, arrivals, args.replies, args.rate)
+        cpu_replies = cpu_seconds(server.pid)
+        progress(f"replies: {delivery}")
         intake = await measure_posts(http, streams, args.posts, args.concurrency)
+        cpu_posts = cpu_seconds(server.pid)
+        progress(f"posts: {intake}")
+        delivery["server_cpu_ms"] = (cpu_replies - cpu_before) * 1000 / args.replies
+        intake["server_cpu_ms"] = (cpu_posts - cpu_replies) * 1000 / args.posts
         still_open = sum(1 for s in streams if s.task is not None and not s.task.done())
         for stream in streams:
             stream.close()
     server.terminate()
     server.join(10)
+    if server.is_alive():  # still draining the streams' connections
+        server.kill()
+        server.join(5)
     return {
         "created_per_s": args.streams / created,
         "open_streams": still_open,
@@ -314,7 +338,8 @@ def main() -> None:
     print(
         f"| {database} | {pubsub} | {args.streams} | {d['arrived']}/{d['replies']} | "
         f"{d['p50']:.0f} | {d['p95']:.0f} | {d['p99']:.0f} | {d['max']:.0f} | "
-        f"{i['rate']:.0f} | {i['p50']:.0f} | {i['p99']:.0f} |"
+        f"{i['rate']:.0f} | {i['p50']:.0f} | {i['p99']:.0f} | "
+        f"{d['server_cpu_ms']:.1f} | {i['server_cpu_ms']:.1f} |"
     )
 
 
