@@ -84,14 +84,15 @@ def breached(now: datetime) -> ColumnElement[bool]:
     )
 
 
-NOT_CLOSED = ("new", "open", "pending", "solved")
-
-
 def _has_machine_mail() -> ColumnElement[bool]:
-    # IN over the partial index of machine mail: a semi-join both databases answer from the
-    # two small indexes (one lookup per machine message took 180 ms at 5,000 of them).
+    # A hash semi-join of two small indexes: the active tickets' covering index (it holds
+    # the id) and the partial index of machine mail. `id + 0` keeps the planner from
+    # looking up every machine message's ticket by primary key instead, which at 5,000
+    # machine messages (most on closed tickets) took 200 ms.
     with_machine_mail = select(col(Message.ticket_id)).where(col(Message.machine).is_not(None))
-    return and_(col(Ticket.status).in_(NOT_CLOSED), col(Ticket.id).in_(with_machine_mail))
+    return and_(
+        col(Ticket.status).in_(ACTIVE_STATUSES), (col(Ticket.id) + 0).in_(with_machine_mail)
+    )
 
 
 def _open_privacy_request() -> ColumnElement[bool]:

@@ -39,6 +39,7 @@ def queue_indexes() -> list[Index]:
             "first_response_due_at",
             "first_response_at",
             "resolution_due_at",
+            "id",
         ),
     ]
 

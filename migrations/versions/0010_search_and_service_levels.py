@@ -148,6 +148,7 @@ def upgrade() -> None:
                 "first_response_due_at",
                 "first_response_at",
                 "resolution_due_at",
+                "id",
             ],
             **_partial(ACTIVE),
         )
