@@ -50,14 +50,14 @@ SECRET = "bench-secret-key-0123456789abcdef"
 
 
 def serve(database_url: str, data_dir: str, redis_url: str | None, port: int) -> None:
-    """The server process: migrate, add an operator, serve with generous rate limits."""
+    """One server process with generous rate limits; several share the port (SO_REUSEPORT)."""
     import logging
+    import socket
 
     import uvicorn
 
     from helpdesk.app import create_app
     from helpdesk.config import Settings
-    from helpdesk.migrate import create_sqlite_directory, upgrade_database
 
     logging.basicConfig(level=logging.WARNING)
     settings = Settings(
@@ -71,17 +71,25 @@ def serve(database_url: str, data_dir: str, redis_url: str | None, port: int) ->
         widget_new_conversations_per_hour=1_000_000,
         acknowledge_new_tickets=False,
     )
-    create_sqlite_directory(settings.database_url)
-    asyncio.run(upgrade_database(settings.database_url))
-    uvicorn.run(
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(("127.0.0.1", port))
+    config = uvicorn.Config(
         create_app(settings),
-        host="127.0.0.1",
-        port=port,
         log_level="warning",
         access_log=False,
         backlog=4096,
         timeout_keep_alive=60,
     )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def migrate(database_url: str) -> None:
+    from helpdesk.migrate import create_sqlite_directory, upgrade_database
+
+    create_sqlite_directory(database_url)
+    asyncio.run(upgrade_database(database_url))
 
 
 async def make_operator_token(database_url: str, data_dir: str) -> str:
@@ -253,10 +261,14 @@ async def measure_posts(
 
 async def run(args: argparse.Namespace, database_url: str, data_dir: str) -> dict[str, Any]:
     port = free_port()
-    server = multiprocessing.get_context("spawn").Process(
-        target=serve, args=(database_url, data_dir, args.redis, port), daemon=True
-    )
-    server.start()
+    await asyncio.to_thread(migrate, database_url)
+    context = multiprocessing.get_context("spawn")
+    servers = [
+        context.Process(target=serve, args=(database_url, data_dir, args.redis, port), daemon=True)
+        for _ in range(args.workers)
+    ]
+    for server in servers:
+        server.start()
     base = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=args.concurrency + 20)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
@@ -279,24 +291,26 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: str) -> dic
         await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in streams)), 120)
         load = os.getloadavg()[0]
         progress(f"{len(streams)} streams open; load {load:.1f}")
-        assert server.pid is not None
-        cpu_before = cpu_seconds(server.pid)
+        pids = [server.pid for server in servers if server.pid is not None]
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
         delivery = await measure_replies(http, operator, streams, arrivals, args.replies, args.rate)
-        cpu_replies = cpu_seconds(server.pid)
+        cpu_replies = sum(cpu_seconds(pid) for pid in pids)
         progress(f"replies: {delivery}")
         intake = await measure_posts(http, streams, args.posts, args.concurrency)
-        cpu_posts = cpu_seconds(server.pid)
+        cpu_posts = sum(cpu_seconds(pid) for pid in pids)
         progress(f"posts: {intake}")
         delivery["server_cpu_ms"] = (cpu_replies - cpu_before) * 1000 / args.replies
         intake["server_cpu_ms"] = (cpu_posts - cpu_replies) * 1000 / args.posts
         still_open = sum(1 for s in streams if s.task is not None and not s.task.done())
         for stream in streams:
             stream.close()
-    server.terminate()
-    server.join(10)
-    if server.is_alive():  # still draining the streams' connections
-        server.kill()
-        server.join(5)
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        server.join(10)
+        if server.is_alive():  # still draining the streams' connections
+            server.kill()
+            server.join(5)
     return {
         "created_per_s": args.streams / created,
         "open_streams": still_open,
@@ -315,7 +329,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="operator replies per second")
     parser.add_argument("--posts", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (needs --redis)")
     args = parser.parse_args()
+    if args.workers > 1 and not (args.redis and args.postgres):
+        parser.error("--workers > 1 needs --postgres and --redis (events cross processes)")
     with tempfile.TemporaryDirectory() as data_dir:
         if args.postgres:
             name, url = asyncio.run(fresh_postgres(args.postgres, "bench_widget"))
@@ -327,7 +344,9 @@ def main() -> None:
             if args.postgres:
                 asyncio.run(drop_postgres(args.postgres, name))
     database = "PostgreSQL" if args.postgres else "SQLite"
-    pubsub = "Redis" if args.redis else "in-process"
+    pubsub = ("Redis" if args.redis else "in-process") + (
+        f", {args.workers} workers" if args.workers > 1 else ""
+    )
     d, i = result["delivery"], result["intake"]
     print(
         f"{database}, pub/sub {pubsub}, CPython {platform.python_version()}, "
