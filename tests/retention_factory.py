@@ -105,9 +105,8 @@ async def full_thread(
         )
         session.add(request)
         await session.flush()
-        export = f"exports/{secrets.token_hex(8)}.zip"
-        (runtime.settings.data_dir / "exports").mkdir(parents=True, exist_ok=True)
-        (runtime.settings.data_dir / export).write_bytes(b"PK export")
+        # Where the privacy export puts its ZIPs: the file storage's "exports" area.
+        export = runtime.storage.put("exports", f"PK export {secrets.token_hex(8)}".encode()).path
         links = SQLModel.metadata.tables["privacy_links"]
         await session.execute(
             links.insert().values(

@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from helpdesk.adapters.clock import FrozenClock
 from helpdesk.db import transaction
-from helpdesk.models import PrivacyLink, PrivacyRequest, Ticket
+from helpdesk.models import PlatformEvent, PrivacyLink, PrivacyRequest, Ticket
 from helpdesk.privacy import tasks
 from helpdesk.privacy.deadlines import due_date
 from helpdesk.privacy.verification import issue_link
+from helpdesk.privacy.webhook import queue_platform_event
 from tests.factories import add_learner_with_history, add_operator, add_ticket
 from tests.privacy_flow import NOW, mail_to, sent_mail, text_of
 
@@ -76,3 +77,25 @@ async def test_expired_export_links_and_their_files_are_removed(runtime) -> None
     assert not runtime.storage.exists(stored.path)
     async with transaction(runtime.sessions) as session:
         assert list(await session.scalars(select(PrivacyLink))) == []
+
+
+async def test_delivered_platform_events_go_after_thirty_days_undelivered_stay(runtime) -> None:
+    old = NOW - timedelta(days=400)
+    async with transaction(runtime.sessions) as session:
+        for name, status, delivered in [
+            ("delivered-31-days", "delivered", NOW - timedelta(days=31)),
+            ("delivered-29-days", "delivered", NOW - timedelta(days=29)),
+            ("pending-a-year", "pending", None),
+        ]:
+            event = await queue_platform_event(session, "learner.erasure_requested", name, now=old)
+            event.status, event.delivered_at = status, delivered
+    runtime.clock = FrozenClock(NOW)
+    assert await tasks.clean_expired_links(runtime) == 1
+    async with transaction(runtime.sessions) as session:
+        left = {e.external_id for e in await session.scalars(select(PlatformEvent))}
+    assert left == {"delivered-29-days", "pending-a-year"}
+    runtime.clock = FrozenClock(NOW + timedelta(days=2))
+    assert await tasks.clean_expired_links(runtime) == 1
+    async with transaction(runtime.sessions) as session:
+        left = {e.external_id for e in await session.scalars(select(PlatformEvent))}
+    assert left == {"pending-a-year"}  # kept until the platform acknowledges it

@@ -251,8 +251,8 @@ async def test_expiry_leaves_no_row_or_file_and_a_late_reply_opens_a_new_ticket(
     only_old = set(old.files) - set(live.files)
     assert only_old and not any(storage.exists(path) for path in only_old)
     assert all(storage.exists(path) for path in live.files)  # the shared PDF stays
-    assert not (runtime.settings.data_dir / old.export_file).exists()
-    assert (runtime.settings.data_dir / live.export_file).exists()
+    assert not storage.exists(old.export_file)
+    assert storage.exists(live.export_file)
     assert (await rows_of_ticket(runtime, live.ticket_id))["messages"] >= 2
     async with runtime.sessions() as session:
         [tombstone] = await session.scalars(select(TicketTombstone))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,9 +36,20 @@ def table(name: str) -> Any:
     return SQLModel.metadata.tables[name]
 
 
+def export_zip(days: int) -> bytes:
+    """The content of the fake export ZIP whose link is `days` old."""
+    return f"PK export {days}".encode()
+
+
+def export_path(days: int) -> str:
+    """Where the file storage keeps that ZIP (content-addressed, "exports" area)."""
+    digest = hashlib.sha256(export_zip(days)).hexdigest()
+    return f"exports/{digest[:2]}/{digest[2:4]}/{digest}"
+
+
 async def seed_every_window(runtime: Runtime) -> None:
     """For each category one row just past its window and one just inside it."""
-    storage, data_dir = runtime.storage, runtime.settings.data_dir
+    storage = runtime.storage
     ticket = await old_ticket(runtime, NOW - timedelta(days=3))
     async with transaction(runtime.sessions) as session:
         operator = await operators.create_operator(
@@ -90,12 +102,10 @@ async def seed_every_window(runtime: Runtime) -> None:
         request = PrivacyRequest(ticket_id=ticket.id, kind="access", status="completed", due_at=NOW)
         session.add(request)
         await session.flush()
-        (data_dir / "exports").mkdir(parents=True, exist_ok=True)
         for purpose, days in (("verify", 8), ("verify", 6), ("export", 8), ("export", 6)):
             path = None
             if purpose == "export":
-                path = f"exports/{days}.zip"
-                (data_dir / path).write_bytes(b"PK")
+                path = storage.put("exports", export_zip(days)).path
             await session.execute(
                 table("privacy_links")
                 .insert()
@@ -196,8 +206,8 @@ async def test_each_window_removes_only_what_is_past_it(runtime: Runtime) -> Non
     assert run_event.details["counts"]["ignored_mail"] == 1
     assert await count(runtime, VerificationCode) == 1
     assert await count(runtime, table("privacy_links")) == 2
-    assert not (runtime.settings.data_dir / "exports/8.zip").exists()
-    assert (runtime.settings.data_dir / "exports/6.zip").exists()
+    assert not runtime.storage.exists(export_path(8))
+    assert runtime.storage.exists(export_path(6))
     assert await count(runtime, OperatorSession) == 1
     assert await count(runtime, SignInFailure) == 0
     assert runtime.storage.exists(kept_mail.storage_path)
@@ -235,6 +245,6 @@ async def test_hourly_clean_up_takes_only_the_short_windows(runtime: Runtime) ->
     counts = await purge_short_windows(runtime, now=NOW)
 
     assert counts == {"one_time_codes": 1, "privacy_links": 1, "exports": 1, "sessions": 1}
-    assert not (runtime.settings.data_dir / "exports/8.zip").exists()
+    assert not runtime.storage.exists(export_path(8))
     assert await count(runtime, DeliveryAttempt) == 2  # the nightly run's business
     assert await count(runtime, Order) == 2

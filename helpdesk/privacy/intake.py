@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -56,11 +57,9 @@ async def start_request(
     assert ticket.id is not None, "start_request needs a stored ticket"
     request = await request_for_ticket(session, ticket)
     if request is not None:
-        if suggested or (request.status != "suggested" and request.kind == kind):
-            return request  # detected again, or the same confirmation twice: nothing new
-        if request.status != "suggested":
-            raise Conflict(f"Ticket #{ticket.number} already has a {request.kind} request.")
-        request.kind = kind
+        if suggested:
+            return request  # detected again: nothing new
+        await _claim_suggestion(session, request, ticket, kind, now)
         action = "privacy.request_confirmed"
     else:
         received = received_at or now
@@ -74,8 +73,17 @@ async def start_request(
             created_at=now,
             updated_at=now,
         )
-        session.add(request)
-        await session.flush()
+        try:
+            async with session.begin_nested():
+                session.add(request)
+                await session.flush()
+        except IntegrityError:
+            # Someone else made this ticket's request at the same moment (one per ticket).
+            if suggested:
+                existing = await request_for_ticket(session, ticket)
+                assert existing is not None
+                return existing
+            raise _already_started(ticket) from None
         action = "privacy.request_suggested" if suggested else "privacy.request_started"
     await record_event(session, actor, action, request_target(request), kind=kind)
     if not suggested:
@@ -83,6 +91,34 @@ async def start_request(
         await _assess(session, request, ticket, now=now, actor=actor, settings=settings)
     request.updated_at = now
     return request
+
+
+def _already_started(ticket: Ticket, request: PrivacyRequest | None = None) -> Conflict:
+    what = f"a {request.kind} request ({request.status.replace('_', ' ')})" if request else "one"
+    return Conflict(
+        f"Ticket #{ticket.number} already has a privacy request: {what}. "
+        "Another operator may have just made it; reload to see it."
+    )
+
+
+async def _claim_suggestion(
+    session: AsyncSession, request: PrivacyRequest, ticket: Ticket, kind: str, now: datetime
+) -> None:
+    """Confirm a suggested case with `kind`, or 409 if it is no longer a suggestion.
+
+    A conditional UPDATE, so of two operators confirming at the same moment exactly one
+    matches the row (the other's UPDATE waits for the first commit, then matches nothing).
+    """
+    claimed = await session.execute(
+        update(PrivacyRequest)
+        .where(col(PrivacyRequest.id) == request.id, col(PrivacyRequest.status) == "suggested")
+        .values(kind=kind, status="awaiting_verification", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        await session.refresh(request)
+        raise _already_started(ticket, request)
+    request.kind, request.status = kind, "awaiting_verification"
 
 
 def _session_settings(session: AsyncSession) -> Settings | None:

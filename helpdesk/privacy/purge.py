@@ -44,10 +44,15 @@ async def delete_tickets(
     await session.execute(delete(Ticket).where(col(Ticket.id).in_(ticket_ids)))
 
 
-async def delete_export_files(
-    session: AsyncSession, storage: FileStorage, ticket_ids: Collection[int]
-) -> None:
-    """Export ZIPs of the tickets' privacy requests (their links go with the tickets)."""
+async def export_files_of(session: AsyncSession, ticket_ids: Collection[int]) -> list[str]:
+    """Export ZIPs (paths under the data dir) of these tickets' privacy requests.
+
+    Whoever deletes tickets deletes these files too (erasure here, thread expiry in
+    `helpdesk.retention.expiry`); the links themselves go with the tickets (ON DELETE
+    CASCADE through the privacy request), so no file is left without its row.
+    """
+    if not ticket_ids:
+        return []
     paths = await session.scalars(
         select(col(PrivacyLink.file_path))
         .join(PrivacyRequest, col(PrivacyRequest.id) == col(PrivacyLink.request_id))
@@ -55,9 +60,24 @@ async def delete_export_files(
             col(PrivacyRequest.ticket_id).in_(ticket_ids), col(PrivacyLink.file_path).is_not(None)
         )
     )
+    return [path for path in paths if path]
+
+
+def remove_export_files(storage: FileStorage, paths: Iterable[str]) -> int:
+    """Delete these export ZIPs from the file storage; how many were there."""
+    removed = 0
     for path in paths:
-        if path:
+        if storage.exists(path):
             storage.delete(path)
+            removed += 1
+    return removed
+
+
+async def delete_export_files(
+    session: AsyncSession, storage: FileStorage, ticket_ids: Collection[int]
+) -> None:
+    """Export ZIPs of the tickets' privacy requests (their links go with the tickets)."""
+    remove_export_files(storage, await export_files_of(session, ticket_ids))
 
 
 async def delete_message_content(

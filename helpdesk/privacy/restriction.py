@@ -76,4 +76,3 @@ async def hidden_from_work(session: AsyncSession, ticket: Ticket) -> bool:
         select(col(PrivacyRequest.id)).where(col(PrivacyRequest.ticket_id) == ticket.id)
     )
     return has_request is None
-

@@ -1,5 +1,5 @@
 """Scheduled privacy work: confirmation links, platform events, finishing erasures, daily
-deadline reminders and hourly clean-up of expired links and exports."""
+deadline reminders and hourly clean-up of expired links, exports and delivered events."""
 
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ async def remind_deadlines(runtime: Runtime = TaskiqDepends(provide_runtime)) ->
 
 @background_task("privacy.clean_expired_links", schedule=[HOURLY_CLEAN_UP])
 async def clean_expired_links(runtime: Runtime = TaskiqDepends(provide_runtime)) -> int:
-    """Expired confirmation and export links go, and the export files with them."""
+    """Expired confirmation and export links go, and the export files with them; platform
+    events delivered more than 30 days ago go too."""
+    now = runtime.clock.now()
     async with transaction(runtime.sessions) as session:
-        return await upkeep.clean_expired_links(session, runtime.storage, runtime.clock.now())
+        removed = await upkeep.clean_expired_links(session, runtime.storage, now)
+        return removed + await upkeep.clean_delivered_events(session, now)

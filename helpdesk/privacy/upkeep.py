@@ -1,10 +1,10 @@
 """Scheduled upkeep of privacy cases: pending confirmation links, deadline reminders to
-operators, and expired links with their export files."""
+operators, expired links with their export files, and delivered platform events."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +13,15 @@ from sqlmodel import col
 from helpdesk.adapters.storage import FileStorage
 from helpdesk.audit.service import record_event
 from helpdesk.config import Settings
-from helpdesk.models import AuditEvent, Operator, OutboundEmail, PrivacyLink, PrivacyRequest, Ticket
+from helpdesk.models import (
+    AuditEvent,
+    Operator,
+    OutboundEmail,
+    PlatformEvent,
+    PrivacyLink,
+    PrivacyRequest,
+    Ticket,
+)
 from helpdesk.models.privacy import OPEN_STATUSES
 from helpdesk.outbound.compose import OutgoingMail, Recipient, compose, to_bytes
 from helpdesk.outbound.headers import is_sendable
@@ -22,6 +30,11 @@ from helpdesk.privacy.cases import request_target
 from helpdesk.privacy.deadlines import REMINDER_DAYS, current_deadline
 from helpdesk.privacy.notices import KIND_LABELS
 from helpdesk.privacy.verification import ask_for_verification
+
+# A platform event names a learner (their external id): once the platform acknowledged it,
+# it is kept this long as evidence the erasure/rectification was passed on, then deleted.
+# Undelivered events stay until delivered, however old (they are retried with back-off).
+DELIVERED_EVENTS_KEPT = timedelta(days=30)
 
 _REMINDER_SUBJECT = {
     "nb": "Personvernforespørsel i sak #{number} har frist om {days} dager",
@@ -155,4 +168,15 @@ async def clean_expired_links(session: AsyncSession, storage: FileStorage, now: 
             storage.delete(link.file_path)
             link.file_path = None
     result = await session.execute(delete(PrivacyLink).where(col(PrivacyLink.expires_at) <= now))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def clean_delivered_events(session: AsyncSession, now: datetime) -> int:
+    """Delete platform events acknowledged more than `DELIVERED_EVENTS_KEPT` ago."""
+    result = await session.execute(
+        delete(PlatformEvent).where(
+            col(PlatformEvent.status) == "delivered",
+            col(PlatformEvent.delivered_at) < now - DELIVERED_EVENTS_KEPT,
+        )
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

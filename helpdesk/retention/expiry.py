@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel, col
+from sqlmodel import col
 
 from helpdesk.adapters.storage import FileStorage
 from helpdesk.models import (
@@ -34,6 +34,7 @@ from helpdesk.models import (
     TicketTombstone,
 )
 from helpdesk.models.privacy import OPEN_STATUSES
+from helpdesk.privacy.purge import export_files_of, remove_export_files
 from helpdesk.retention.policy import MonthsCutoff
 
 BATCH_SIZE = 50
@@ -198,7 +199,8 @@ async def expire_tickets(
         ],
     )
     batch.files = await delete_unused_files(session, storage, files)
-    batch.files += sum(remove_data_file(data_dir, path) for path in exports)
+    # Export ZIPs live in the file storage (data dir/files), like attachments.
+    batch.files += remove_export_files(storage, exports)
     batch.tickets = len(tickets)
     batch.oldest = min(t.last_message_at for t in tickets)
     batch.newest = max(t.last_message_at for t in tickets)
@@ -238,20 +240,6 @@ async def _files_of(
     )
     paths.update(raw_paths)
     return {p for p in paths if p}
-
-
-async def export_files_of(session: AsyncSession, ids: list[int]) -> list[str]:
-    """Privacy export files (under the data dir) of these tickets' privacy requests."""
-    links = SQLModel.metadata.tables.get("privacy_links")
-    if links is None or "file_path" not in links.c:  # the privacy work is not there yet
-        return []
-    requests = select(col(PrivacyRequest.id)).where(col(PrivacyRequest.ticket_id).in_(ids))
-    rows = await session.scalars(
-        select(links.c.file_path).where(
-            links.c.request_id.in_(requests), links.c.file_path.is_not(None)
-        )
-    )
-    return [path for path in rows if path]
 
 
 def remove_data_file(data_dir: Path, path: str) -> int:

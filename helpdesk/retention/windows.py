@@ -146,7 +146,7 @@ def _privacy_links(ctx: Context) -> list[RowWindow]:
             links,
             "created_at",
             and_(is_export, links.c.created_at < export_before),
-            data_files="file_path",
+            storage_files="file_path",  # export ZIPs are in the file storage
         ),
     ]
 
