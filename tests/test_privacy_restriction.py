@@ -16,7 +16,7 @@ from helpdesk.models import Operator
 from helpdesk.reports.figures import Period, build_report
 from tests.factories import add_learner_with_history, add_operator, bearer
 from tests.inbox_helpers import add_inbox_operator, browser_client, sign_in
-from tests.privacy_flow import NOW, confirm_by_link, link_in, mail_in, mail_to
+from tests.privacy_flow import NOW, confirm_by_link, link_in, mail_in, mail_to, text_of
 
 PHRASE = "blåbærsyltetøyet"
 PER = "Per Hansen <per@example.no>"
@@ -77,6 +77,16 @@ async def test_restricted_learner_is_left_out_of_work_but_not_out_of_the_request
     assert other not in numbers and number in numbers and per in numbers
     assert count == len(numbers) == before_count - 1
     assert total == before_total - 1
+    # An operator may still answer her by hand about the request.
+    reply = await client.post(
+        f"/api/v1/tickets/{number}/replies",
+        json={"body": "Vi har begrenset behandlingen som du ba om."},
+        headers=agent,
+    )
+    assert reply.status_code == 201, reply.text
+    assert "Vi har begrenset behandlingen som du ba om." in text_of(
+        (await mail_to(runtime, "kari@example.no"))[-1]
+    )
     # Her new mail after the restriction is not work either.
     later = await mail_in(runtime, "Et nytt spørsmål om kurset.", subject="Nytt spørsmål")
     assert later not in await listed(client, agent)
