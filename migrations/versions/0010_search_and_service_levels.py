@@ -9,7 +9,8 @@ Inbox queues, full-text search and service levels (issue 5, items 2 and 5):
 - tickets get their service-level due times (first response, resolution) and the times
   they were met;
 - partial indexes in each queue's order, so a queue page and a cursor deep into it are
-  index range scans, and the queue counts read one small index;
+  index range scans, and the queue counts read one small index; restricted learners
+  (left out of every work list) found by a partial index;
 - full-text search. PostgreSQL: the configuration `helpdesk_search` (Norwegian stemming,
   behind `unaccent` where the extension can be installed), stored generated `search_vector`
   columns with GIN indexes. SQLite: FTS5 external-content tables kept in step by triggers,
@@ -34,6 +35,7 @@ ACTIVE = "status IN ('new', 'open', 'pending')"
 WAITING = "status IN ('new', 'open')"
 UNASSIGNED = "assignee_id IS NULL AND status IN ('new', 'open')"
 MACHINE = "machine IS NOT NULL"
+RESTRICTED = "restricted_at IS NOT NULL"
 
 _CONFIG = """
 DO $$
@@ -154,6 +156,8 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index("ix_messages_machine_ticket", ["ticket_id"], **_partial(MACHINE))
+    with op.batch_alter_table("learners", schema=None) as batch_op:
+        batch_op.create_index("ix_learners_restricted", ["id"], **_partial(RESTRICTED))
 
     statements = _POSTGRES if op.get_bind().dialect.name == "postgresql" else _SQLITE
     for statement in statements:
@@ -172,6 +176,8 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS message_search")
         op.execute("DROP TABLE IF EXISTS ticket_search")
 
+    with op.batch_alter_table("learners", schema=None) as batch_op:
+        batch_op.drop_index("ix_learners_restricted", **_partial(RESTRICTED))
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_machine_ticket", **_partial(MACHINE))
     with op.batch_alter_table("tickets", schema=None) as batch_op:
