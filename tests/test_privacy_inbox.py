@@ -10,7 +10,16 @@ import pytest
 from helpdesk.adapters.clock import FrozenClock
 from tests.factories import add_learner_with_history
 from tests.inbox_helpers import add_inbox_operator, post_form, sign_in
-from tests.privacy_flow import NOW, confirm_by_link, link_in, mail_in, mail_to, request_of, text_of
+from tests.privacy_flow import (
+    NOW,
+    audit_actions,
+    confirm_by_link,
+    link_in,
+    mail_in,
+    mail_to,
+    request_of,
+    text_of,
+)
 
 
 @pytest.fixture
@@ -100,9 +109,9 @@ async def _verified_case(runtime, client, kind: str, body: str) -> tuple[int, st
         f"/inbox/privacy/tickets/{number}/convert",
         {"kind": kind},
     )
-    (verify_mail,) = [
+    verify_mail = [
         m for m in await mail_to(runtime, "kari@example.no") if "/privacy/verify/" in text_of(m)
-    ]
+    ][-1]  # this case's (the newest)
     await confirm_by_link(client, link_in(verify_mail, "verify"))
     return number, converted.headers["location"]
 
@@ -150,3 +159,49 @@ async def test_erasure_in_the_inbox_is_for_admins_and_offers_redaction(runtime, 
     assert redacted.status_code == 303
     assert "[slettet] anbefalte kurset." in (await client.get(f"/inbox/tickets/{other}")).text
     assert "Other tickets that mention" not in (await client.get(url)).text
+
+
+async def test_objection_and_portability_end_in_the_inbox_with_mail_and_audit(
+    runtime, signed_in_admin
+) -> None:
+    client = signed_in_admin
+    await add_learner_with_history(runtime, email="kari@example.no")
+    _, url = await _verified_case(
+        runtime, client, "objection", "Jeg protesterer mot behandlingen av mine opplysninger."
+    )
+    assert 'name="decision"' in (await client.get(url)).text
+    done = await post_form(client, url, f"{url}/fulfil", {"decision": "stop"})
+    assert done.status_code == 303
+    assert "Objection upheld" in (await client.get(url)).text
+    assert "tatt protesten din til følge" in text_of(
+        (await mail_to(runtime, "kari@example.no"))[-1]
+    )
+
+    _, url = await _verified_case(
+        runtime, client, "portability", "Jeg vil ha dataportabilitet for mine opplysninger."
+    )
+    extended = await post_form(
+        client, url, f"{url}/extend", {"months": "1", "reason": "Mange saker å samle."}
+    )
+    assert extended.status_code == 303
+    assert "Mange saker å samle." in text_of((await mail_to(runtime, "kari@example.no"))[-1])
+    done = await post_form(client, url, f"{url}/fulfil", {})
+    assert done.status_code == 303
+    assert "/privacy/exports/" in text_of((await mail_to(runtime, "kari@example.no"))[-1])
+    assert "Export sent" in (await client.get(url)).text
+    actions = await audit_actions(runtime)
+    assert actions.count("privacy.request_completed") == 2
+    assert "privacy.deadline_extended" in actions and "privacy.export_sent" in actions
+
+
+async def test_refusal_in_the_inbox_tells_the_learner_the_grounds(runtime, signed_in_admin) -> None:
+    client = signed_in_admin
+    await add_learner_with_history(runtime, email="kari@example.no")
+    _, url = await _verified_case(runtime, client, "erasure", "Slett mine opplysninger, takk.")
+    refused = await post_form(
+        client, url, f"{url}/refuse", {"reason": "Saken er under rettslig tvist."}
+    )
+    assert refused.status_code == 303
+    outcome = text_of((await mail_to(runtime, "kari@example.no"))[-1])
+    assert "Saken er under rettslig tvist." in outcome
+    assert "privacy.request_refused" in await audit_actions(runtime)
