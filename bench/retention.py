@@ -14,7 +14,8 @@ the rest within the last 700 days. Each measurement copies it with
 3. then `--phases` pairs of `--phase` seconds each with the run paused (SIGSTOP) and
    running (SIGCONT): on a shared machine whose background load drifts, these paired
    samples compare "during" with "not during" under the same load;
-4. the run is stopped (SIGTERM) and the queue page is timed again.
+4. the run is stopped (SIGTERM) and the queue page is timed again, and once more after
+   `VACUUM (ANALYZE) tickets, messages` (deleted rows are dead index entries until then).
 
 Reported: messages deleted per hour over the slice (goal ≥ 1,000,000), the longest
 transaction, and the queue page p95 during the run against before (goal ≤ 20 % worse).
@@ -287,6 +288,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         process.send_signal(signal.SIGTERM)
         output, _ = await process.communicate()
         after = await timer.sample(args.samples)
+        # Deleted rows stay as dead index entries until VACUUM; autovacuum waits for 20 %
+        # of a table to change. Timed again after one, to tell that apart from the load.
+        vacuum_started = time.perf_counter()
+        await vacuum(url, "tickets", "messages")
+        vacuum_seconds = time.perf_counter() - vacuum_started
+        after_vacuum = await timer.sample(args.samples)
     finally:
         await timer.runtime.close()
         if not args.keep:
@@ -296,7 +303,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     in_slice = [(d, m) for end, d, m in run["events"] if end <= slice_end]
     durations = [d for d, _ in in_slice]
     messages = sum(m for _, m in in_slice)
-    samples = {"before": before, "during": during, "after": after, **phases}
+    samples = {
+        "before": before,
+        "during": during,
+        "after": after,
+        **phases,
+        "after_vacuum": after_vacuum,
+    }
     return {
         "tickets": args.tickets,
         "messages_total": total_messages,
@@ -309,12 +322,22 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "messages": messages,
         },
         "per_hour": messages / (slice_end - run["started"]) * 3600,
+        "vacuum_seconds": vacuum_seconds,
         "page": {
             label: {"n": len(t), "p50": statistics.median(t), "p95": percentile(t, 0.95)}
             for label, t in samples.items()
             if t
         },
     }
+
+
+async def vacuum(url: str, *tables: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
+    finally:
+        await engine.dispose()
 
 
 async def wait_for_run_start(timer: PageTimer) -> None:
