@@ -160,7 +160,7 @@ async def keyset_page(
     if search is not None:
         if search.is_empty:
             return TicketPage([], None)
-        hits = ranked_hits(session, search)
+        hits = await ranked_hits(session, search)
         query = query.join(hits, hits.c.ticket_id == col(Ticket.id))
         ordering = Ordering("rank", (hits.c.rank, *BY_ACTIVITY.keys))
     after = after_cursor(cursor, ordering)
