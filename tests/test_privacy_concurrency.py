@@ -13,7 +13,16 @@ from helpdesk.adapters.clock import FrozenClock
 from helpdesk.db import transaction
 from helpdesk.models import PrivacyRequest
 from tests.factories import add_learner_with_history, add_operator, bearer
-from tests.privacy_flow import NOW, mail_in, mail_to, request_of, text_of
+from tests.privacy_flow import (
+    NOW,
+    audit_actions,
+    confirm_by_link,
+    link_in,
+    mail_in,
+    mail_to,
+    request_of,
+    text_of,
+)
 
 
 @pytest.fixture
@@ -69,3 +78,52 @@ async def test_two_operators_confirm_the_same_suggestion_at_once(
     case = await request_of(runtime, number)
     assert case is not None and case.status == "awaiting_verification"
     assert await verification_mails(runtime) == 1
+
+
+async def verified_access_request(runtime, client, operators) -> int:
+    number = await mail_in(runtime, "Hei, kan dere ringe meg om kurset?", subject="Spørsmål")
+    created = await client.post(
+        f"/api/v1/tickets/{number}/privacy-request", json={"kind": "access"}, headers=operators[0]
+    )
+    (verify,) = [m for m in await mail_to(runtime, "kari@example.no") if "/verify/" in text_of(m)]
+    await confirm_by_link(client, link_in(verify, "verify"))
+    return int(created.json()["id"])
+
+
+async def at_once(client, calls) -> list[int]:
+    responses = await asyncio.gather(*(client.post(path, **kw) for path, kw in calls))
+    for response in responses:
+        assert response.status_code in (200, 409), response.text
+    return sorted(r.status_code for r in responses)
+
+
+async def test_two_operators_fulfil_the_same_request_at_once(runtime, client, operators) -> None:
+    case = await verified_access_request(runtime, client, operators)
+    path = f"/api/v1/privacy-requests/{case}/fulfil"
+    assert await at_once(client, [(path, {"headers": h}) for h in operators]) == [200, 409]
+    exports = [m for m in await mail_to(runtime, "kari@example.no") if "/exports/" in text_of(m)]
+    assert len(exports) == 1  # one export, one mail
+    assert await runtime_audit_count(runtime, "privacy.export_sent") == 1
+
+
+async def test_refusal_and_fulfilment_at_once_end_in_one_outcome(
+    runtime, client, operators
+) -> None:
+    case = await verified_access_request(runtime, client, operators)
+    calls = [
+        (f"/api/v1/privacy-requests/{case}/fulfil", {"headers": operators[0]}),
+        (
+            f"/api/v1/privacy-requests/{case}/refuse",
+            {"headers": operators[1], "json": {"reason": "Ikke grunnlag."}},
+        ),
+    ]
+    assert await at_once(client, calls) == [200, 409]
+    assert (
+        await runtime_audit_count(runtime, "privacy.request_completed")
+        + (await runtime_audit_count(runtime, "privacy.request_refused"))
+        == 1
+    )
+
+
+async def runtime_audit_count(runtime, action: str) -> int:
+    return (await audit_actions(runtime)).count(action)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -99,6 +99,29 @@ async def resend_verification(
     return request
 
 
+async def _take_turn(session: AsyncSession, request: PrivacyRequest, now: datetime) -> None:
+    """Claim the request for this step, or 409 if another operator changed it meanwhile.
+
+    A conditional UPDATE on what the step was decided from (status and deadline): of two
+    operators acting at the same moment, the second's UPDATE waits for the first commit
+    and then matches nothing, so an export is sent once and an erasure runs once.
+    """
+    claimed = await session.execute(
+        update(PrivacyRequest)
+        .where(
+            col(PrivacyRequest.id) == request.id,
+            col(PrivacyRequest.status) == request.status,
+            col(PrivacyRequest.extended_until).is_(None)
+            if request.extended_until is None
+            else col(PrivacyRequest.extended_until) == request.extended_until,
+        )
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("Another operator has just acted on this request; reload to see it.")
+
+
 def _require_verified(request: PrivacyRequest) -> None:
     if request.status == "suggested":
         raise Conflict("Confirm the suggested request (choose its kind) first.")
@@ -122,6 +145,7 @@ async def fulfil(
 ) -> PrivacyRequest:
     """Carry out a verified request by its kind, tell the learner, and complete it."""
     _require_verified(request)
+    await _take_turn(session, request, now)
     decision = decision or Fulfilment()
     erases = request.kind == "erasure" or (
         request.kind == "objection" and decision.decision == "erase"
@@ -174,6 +198,15 @@ async def lift_restriction(
     learner = await session.get(Learner, request.learner_id) if request.learner_id else None
     if learner is None or learner.restricted_at is None:
         raise Conflict("The learner's processing is not restricted.")
+    # Conditional, so two operators lifting at once send one notice (the other gets 409).
+    lifted = await session.execute(
+        update(Learner)
+        .where(col(Learner.id) == learner.id, col(Learner.restricted_at).is_not(None))
+        .values(restricted_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if lifted.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("Another operator has just lifted the restriction.")
     learner.restricted_at, learner.updated_at = None, now
     await record_event(
         session,
@@ -211,6 +244,7 @@ async def refuse(
         raise ValidationFailed({"reason": f"At most {MAX_REASON} characters."})
     if not is_open(request):
         raise Conflict(f"The request is already {request.status}.")
+    await _take_turn(session, request, now)
     dismissed = request.status == "suggested"
     if not dismissed:
         await send_notice(
@@ -244,6 +278,7 @@ async def extend(
 ) -> PrivacyRequest:
     """Extend the deadline once, by up to two months, before it passes; the learner is told."""
     reason = check_extension(request, months, reason, now)
+    await _take_turn(session, request, now)
     request.extended_until = add_months(request.due_at, months)
     request.extension_reason, request.updated_at = reason, now
     await record_event(
