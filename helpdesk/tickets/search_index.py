@@ -109,8 +109,12 @@ def tsquery_text(query: SearchQuery) -> str:
     Words are letters and digits only and addresses letters, digits and `.+-@`, so
     nothing in them is tsquery syntax.
     """
-    terms = [f"{word}:*" for word in query.words] + [f"'{a}'" for a in query.addresses]
-    return " & ".join(terms)
+    return " & ".join(tsquery_terms(query))
+
+
+def tsquery_terms(query: SearchQuery) -> list[str]:
+    """Each word as a prefix term and each address as a whole token, for to_tsquery()."""
+    return [f"{word}:*" for word in query.words] + [f"'{a}'" for a in query.addresses]
 
 
 async def ranked_hits(session: AsyncSession, query: SearchQuery) -> Subquery:
@@ -118,64 +122,97 @@ async def ranked_hits(session: AsyncSession, query: SearchQuery) -> Subquery:
     if session.get_bind().dialect.name != "postgresql":
         sqlite = text(_SQLITE_HITS).bindparams(terms=fts5_query(query), number=query.number)
         return sqlite.columns(ticket_id=Integer, rank=Float).subquery("hits")
-    terms = tsquery_text(query)
-    message_floor = await _window_floor(session, "messages", terms)
-    ticket_floor = await _window_floor(session, "tickets", terms)
+    messages = await _plan_table(session, "messages", query)
+    tickets = await _plan_table(session, "tickets", query)
     sql = _POSTGRES_HITS.format(
-        messages=_newest_matches("messages", "ticket_id", message_floor),
-        tickets=_newest_matches("tickets", "id", ticket_floor),
+        messages=_matches("messages", "ticket_id", messages),
+        tickets=_matches("tickets", "id", tickets),
     )
-    floors = {"message_floor": message_floor, "ticket_floor": ticket_floor}
-    statement = text(sql).bindparams(
-        terms=terms, number=query.number, **{name: v for name, v in floors.items() if v}
-    )
+    values: dict[str, object] = {"terms": tsquery_text(query), "number": query.number}
+    for prefix, plan in (("message", messages), ("ticket", tickets)):
+        if plan.floor:
+            values[f"{prefix}_floor"] = plan.floor
+        else:
+            values[f"{prefix}_lookup"] = plan.lookup
+    statement = text(sql).bindparams(**values)
     return statement.columns(ticket_id=Integer, rank=Float).subquery("hits")
 
 
-def _newest_matches(table: str, ticket_column: str, floor: int) -> str:
-    """Matches in the window, newest first; with no window (few matches) all of them.
+@dataclass(frozen=True)
+class TablePlan:
+    """How one table is searched: from `floor` newest first, or all matches via `lookup`."""
+
+    floor: int
+    # The tsquery given to the GIN index when every match is ranked: the rarest term
+    # alone (the others are checked on the rows it finds), so a common word in the search
+    # does not make the index read its whole posting list.
+    lookup: str
+
+
+def _matches(table: str, ticket_column: str, plan: TablePlan) -> str:
+    """The table's ranked matches: in the window newest first, or all of them.
 
     Without a floor there is no ORDER BY … LIMIT: for a term it misjudges as common the
     planner would otherwise walk the whole table backwards looking for rows that are not
     there, instead of asking the GIN index.
     """
-    select = (
-        f"SELECT {ticket_column} AS ticket_id, ts_rank(search_vector, {_TSQUERY})::float8 AS rank "
-        f"FROM {table} WHERE search_vector @@ {_TSQUERY}"
+    prefix = "message" if table == "messages" else "ticket"
+    rank = f"ts_rank(search_vector, {_TSQUERY})::float8 AS rank"
+    if plan.floor:
+        return (
+            f"SELECT {ticket_column} AS ticket_id, {rank} FROM {table} "
+            f"WHERE search_vector @@ {_TSQUERY} AND id > :{prefix}_floor "
+            f"ORDER BY id DESC LIMIT {MAX_HITS}"
+        )
+    lookup = f"to_tsquery('{SEARCH_CONFIG}', :{prefix}_lookup)"
+    return (
+        f"SELECT ticket_id, {rank} FROM (SELECT {ticket_column} AS ticket_id, search_vector "
+        f"FROM {table} WHERE search_vector @@ {lookup} OFFSET 0) found "
+        f"WHERE search_vector @@ {_TSQUERY}"
     )
-    if not floor:
-        return select
-    bound = "message_floor" if table == "messages" else "ticket_floor"
-    return f"{select} AND id > :{bound} ORDER BY id DESC LIMIT {MAX_HITS}"
 
 
 # How a word's frequency is judged: by counting its matches among the newest WINDOW rows
 # (read through the primary key, never the GIN index, so this costs the same for every
-# word). A rare word (at most MAX_ALL matches expected in the table) has all its matches
-# ranked, through the GIN index; a common one has the newest rows ranked, as many as should
-# hold about MAX_HITS matches. Bounding that walk by id also keeps the planner from walking
-# the whole table when it misjudges a prefix term as common.
+# word). A rare search (at most MAX_ALL matches expected in the table) has all its matches
+# ranked, found through the GIN index by its rarest term; a common one has the newest rows
+# ranked, as many as should hold about MAX_HITS matches. Bounding that walk by id also
+# keeps the planner from walking the whole table when it misjudges a prefix term as common.
 WINDOW = 20_000
 MAX_ALL = 5_000
 
 
-async def _window_floor(session: AsyncSession, table: str, terms: str) -> int:
-    """The lowest id worth ranking from (0: rank every match, through the index)."""
+async def _plan_table(session: AsyncSession, table: str, query: SearchQuery) -> TablePlan:
+    """Where to search this table from, judged on its newest rows."""
+    terms = tsquery_terms(query)
+    full = " & ".join(terms)
     newest = int(await session.scalar(text(f"SELECT max(id) FROM {table}")) or 0)
     if newest <= WINDOW:
-        return 0
-    found = int(
-        await session.scalar(
-            text(
-                f"SELECT count(*) FROM (SELECT search_vector FROM {table} WHERE id > :floor "
-                f"OFFSET 0) newest WHERE search_vector @@ {_TSQUERY}"
-            ).bindparams(floor=newest - WINDOW, terms=terms)
-        )
-        or 0
+        return TablePlan(0, full)
+    # Per term: its matches, and whether it is a term at all (a stop word such as "og"
+    # is dropped by to_tsquery and matches nothing: it must not be taken as the rarest).
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE search_vector @@ to_tsquery('{SEARCH_CONFIG}', :t{n})), "
+        f"numnode(to_tsquery('{SEARCH_CONFIG}', :t{n}))"
+        for n in range(len(terms))
     )
+    row = (
+        await session.execute(
+            text(
+                f"SELECT count(*) FILTER (WHERE search_vector @@ {_TSQUERY}), {counts} "
+                f"FROM (SELECT search_vector FROM {table} WHERE id > :floor OFFSET 0) newest"
+            ).bindparams(
+                floor=newest - WINDOW,
+                terms=full,
+                **{f"t{n}": term for n, term in enumerate(terms)},
+            )
+        )
+    ).one()
+    found = int(row[0] or 0)
     if found * newest / WINDOW <= MAX_ALL:
-        return 0
-    return max(newest - WINDOW * MAX_HITS // max(found, 1), 0)
+        real = [(int(row[1 + 2 * n] or 0), term) for n, term in enumerate(terms) if row[2 + 2 * n]]
+        return TablePlan(0, min(real)[1] if real else full)
+    return TablePlan(max(newest - WINDOW * MAX_HITS // max(found, 1), 0), full)
 
 
 _TSQUERY = f"to_tsquery('{SEARCH_CONFIG}', :terms)"
