@@ -106,7 +106,10 @@ class PrivacyRedaction(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     request_id: int = Field(foreign_key="privacy_requests.id", ondelete="CASCADE", index=True)
     ticket_id: int = Field(foreign_key="tickets.id", ondelete="CASCADE", index=True)
-    message_id: int | None = Field(default=None, foreign_key="messages.id", ondelete="CASCADE")
+    # Indexed: deleting a message (retention, erasure) looks its redactions up by it.
+    message_id: int | None = Field(
+        default=None, foreign_key="messages.id", ondelete="CASCADE", index=True
+    )
     field: str = Field(max_length=30)
     start: int
     stop: int
