@@ -14,7 +14,7 @@ from taskiq import AsyncBroker
 from helpdesk.adapters.clock import Clock, SystemClock
 from helpdesk.adapters.pubsub import PubSub, build_pubsub
 from helpdesk.adapters.storage import FileStorage, LocalFileStorage
-from helpdesk.config import Settings
+from helpdesk.config import Settings, task_queue_name
 from helpdesk.db import create_engine, create_session_factory
 from helpdesk.live import session_info, wait_for_published
 from helpdesk.operators.notifications import settings_info
@@ -43,7 +43,7 @@ class Runtime:
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     """Create the engine and collaborators for these settings (no I/O until first use)."""
     engine = create_engine(settings.database_url)
-    pubsub = build_pubsub(settings.redis_url)
+    pubsub = build_pubsub(settings.redis_url, prefix=f"{task_queue_name()}:live:")
     return Runtime(
         settings=settings,
         engine=engine,

@@ -41,7 +41,6 @@ import importlib.util
 import logging
 import os
 import pkgutil
-import re
 import signal
 import socket
 import sys
@@ -66,17 +65,15 @@ from taskiq_redis import RedisStreamBroker
 
 import helpdesk
 from helpdesk.bootstrap import Runtime, build_runtime
-from helpdesk.config import EX_CONFIG, ConfigError, Settings
+from helpdesk.config import EX_CONFIG, ConfigError, Settings, task_queue_name
 from helpdesk.redaction import configure_logging
 
 log = logging.getLogger("helpdesk.broker")
 
-DEFAULT_QUEUE = "helpdesk:tasks"
 CONSUMER_GROUP = "helpdesk-workers"
 _CLAIM_IDLE_MS = 10 * 60 * 1000  # unacknowledged this long: the worker died, reclaim it
 _STREAM_MAXLEN = 100_000  # approximate trim of finished entries; far above any backlog
 _SHUTDOWN_GRACE_SECONDS = 30.0  # running tasks may finish this long after SIGTERM
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9:._-]{1,100}")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -172,10 +169,7 @@ def build_broker(
 
 
 def _queue_name(explicit: str | None) -> str:
-    name = explicit or os.environ.get("HELPDESK_TASK_QUEUE", "").strip() or DEFAULT_QUEUE
-    if not _QUEUE_NAME.fullmatch(name):
-        raise ConfigError("HELPDESK_TASK_QUEUE", "use up to 100 of A-Z a-z 0-9 : . _ -")
-    return name
+    return explicit or task_queue_name()
 
 
 def _open_runtime_on_worker_startup(broker: AsyncBroker, settings: Settings) -> None:

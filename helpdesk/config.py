@@ -7,6 +7,7 @@ naming the variable, which the CLI prints as one line and exits with EX_CONFIG (
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -135,6 +136,20 @@ class Settings(msgspec.Struct, frozen=True):
     @property
     def support_domain(self) -> str:
         return self.support_address.rpartition("@")[2]
+
+
+DEFAULT_TASK_QUEUE = "helpdesk:tasks"
+_TASK_QUEUE = re.compile(r"[A-Za-z0-9:._-]{1,100}")
+
+
+def task_queue_name(environ: Mapping[str, str] | None = None) -> str:
+    """`HELPDESK_TASK_QUEUE`: the Redis stream of tasks, and the prefix of this deployment's
+    live-update channels (pub/sub channels are server-wide, not per Redis database)."""
+    env = os.environ if environ is None else environ
+    name = env.get("HELPDESK_TASK_QUEUE", "").strip() or DEFAULT_TASK_QUEUE
+    if not _TASK_QUEUE.fullmatch(name):
+        raise ConfigError("HELPDESK_TASK_QUEUE", "use up to 100 of A-Z a-z 0-9 : . _ -")
+    return name
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -212,6 +212,6 @@ class RedisPubSub:
         await self._redis.aclose()
 
 
-def build_pubsub(redis_url: str | None) -> PubSub:
+def build_pubsub(redis_url: str | None, prefix: str = "helpdesk:live:") -> PubSub:
     """Redis pub/sub when Redis is configured, the in-process hub otherwise."""
-    return RedisPubSub(redis_url) if redis_url else InMemoryPubSub()
+    return RedisPubSub(redis_url, prefix=prefix) if redis_url else InMemoryPubSub()
