@@ -80,8 +80,11 @@
     "footer{padding:6px 12px;font-size:12px;color:#5b6b7c;background:#fff;border-top:1px solid #eef1f4;display:flex;justify-content:space-between}",
     "footer a{color:#5b6b7c}",
     ".clip{display:grid;place-items:center;width:40px;height:40px;border:1px solid #c9d2dc;border-radius:8px;cursor:pointer;color:#5b6b7c;flex:none}",
+    ".clip:hover{border-color:#0b6e4f;color:#0b6e4f}",
     ".clip:focus-within{outline:3px solid #f5b700}",
-    ".file{display:block;margin-top:4px;font-size:13px}",
+    ".file{display:flex;align-items:center;gap:4px;margin-top:4px;font-size:13px;text-align:left}",
+    ".file svg{flex:none}",
+    ".file span{overflow-wrap:anywhere}",
     ".trap{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}",
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}"
   ].join("\n");
@@ -132,7 +135,7 @@
   });
   var composer = el("form", { class: "composer", hidden: "", onsubmit: onSend }, [
     el("label", { class: "clip", title: TEXT.attach }, [
-      el("span", { "aria-hidden": "true", text: "\ud83d\udcce" }),
+      iconClip(20),
       el("span", { class: "sr", text: TEXT.attach }),
       fileInput
     ]),
@@ -168,6 +171,22 @@
     var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
     path.setAttribute("fill", "currentColor");
     path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z");
+    svg.appendChild(path);
+    return svg;
+  }
+
+  // A paper clip drawn here (no icon font: a missing glyph would show as an empty box).
+  function iconClip(size) {
+    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", String(size)); svg.setAttribute("height", String(size));
+    svg.setAttribute("aria-hidden", "true"); svg.setAttribute("focusable", "false");
+    var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("fill", "none"); path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "2"); path.setAttribute("stroke-linecap", "round");
+    path.setAttribute("stroke-linejoin", "round");
+    path.setAttribute("transform", "rotate(40 12 12)");
+    path.setAttribute("d", "M8 7v9a4 4 0 0 0 8 0V6a2.5 2.5 0 0 0-5 0v9.5a1 1 0 0 0 2 0V8");
     svg.appendChild(path);
     return svg;
   }
@@ -362,9 +381,8 @@
       el("span", { class: "text", text: message.text })
     ].concat((message.attachments || []).map(function (attachment) {
       return el("button", {
-        class: "link file", type: "button", text: "\ud83d\udcce " + attachment.filename,
-        onclick: function () { download(attachment); }
-      });
+        class: "link file", type: "button", onclick: function () { download(attachment); }
+      }, [iconClip(14), el("span", { text: attachment.filename })]);
     })));
     // Keep the order by id even when the stream and a POST answer cross.
     var later = Array.prototype.find.call(body.children, function (node) {
