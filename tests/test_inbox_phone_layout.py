@@ -109,5 +109,16 @@ def test_inbox_pages_fit_a_phone_screen(server: str) -> None:
             expect(page).to_have_url(re.compile(r"/inbox/privacy/\d+"))
             _assert_fits(page, "inbox-privacy-request")
 
+        # On a laptop-sized window the whole top bar is one row (the search field gives way).
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(f"{server}/inbox/account")
+        brand = page.locator(".inbox-topbar .brand").bounding_box()
+        whoami = page.locator(".inbox-topbar .whoami").bounding_box()
+        assert brand is not None and whoami is not None
+        assert abs((brand["y"] + brand["height"] / 2) - (whoami["y"] + whoami["height"] / 2)) < 8, (
+            brand,
+            whoami,
+        )
+
         browser.close()
     assert csp_violations == []
