@@ -76,6 +76,7 @@ def test_inbox_pages_fit_a_phone_screen(server: str) -> None:
         expect(all_tickets).to_be_in_viewport()
         all_tickets.click()
         expect(page.get_by_role("heading", name=re.compile("^All tickets"))).to_be_visible()
+        expect(strip.locator("[aria-current=page]")).to_be_in_viewport(ratio=1)
         _assert_fits(page, "inbox-all-tickets")
 
         # The main navigation stays usable: every destination is on screen, none cut off.

@@ -11,4 +11,11 @@
       window.setTimeout(function () { button.disabled = true; }, 0);
     }
   });
+
+  // On a phone the queue list is a strip that scrolls sideways: keep the current queue in sight.
+  var current = document.querySelector(".queue-nav ul [aria-current=page]");
+  var strip = current && current.closest("ul");
+  if (strip && strip.scrollWidth > strip.clientWidth) {
+    strip.scrollLeft += current.getBoundingClientRect().left - strip.getBoundingClientRect().left - 8;
+  }
 })();
