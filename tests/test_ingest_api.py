@@ -12,6 +12,7 @@ from factories import add_operator, bearer
 from mail_factory import make_mail
 
 from helpdesk.inbound.pipeline import ingest_raw
+from helpdesk.outbound.acknowledgements import write_acknowledgements
 
 
 async def test_api_shows_thread_reason_reply_text_machine_mark_and_attachments(
@@ -30,6 +31,7 @@ async def test_api_shows_thread_reason_reply_text_machine_mark_and_attachments(
         headers={"Auto-Submitted": "auto-replied"},
     )
     await ingest_raw(runtime, auto, "test")
+    assert await write_acknowledgements(runtime) == 1  # the outbox worker writes it
 
     detail = (await client.get(f"/api/v1/tickets/{created.ticket}", headers=bearer(token))).json()
     ack, first, second = sorted(detail["messages"], key=lambda m: m["direction"] != "outbound")
