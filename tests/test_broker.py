@@ -257,7 +257,8 @@ def test_worker_and_scheduler_started_while_redis_is_down_wait_for_it(
     try:
         # Both say why they wait, and keep waiting (however slowly this machine starts them).
         deadline = time.monotonic() + 60
-        while not all("cannot reach Redis" in log.read_text() for log in logs.values()):
+        waiting = {"scheduler": "lost Redis", "worker": "cannot reach Redis"}
+        while not all(waiting[name] in log.read_text() for name, log in logs.items()):
             assert time.monotonic() < deadline, [log.read_text() for log in logs.values()]
             assert all(process.poll() is None for process in processes)
             time.sleep(0.2)
