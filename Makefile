@@ -34,8 +34,12 @@ run: $(VENV)/.installed
 
 # The whole suite. PostgreSQL and Redis variants run when HELPDESK_TEST_DATABASE_URL and
 # HELPDESK_TEST_REDIS_URL are set (see README); `.ci/run` sets both.
+# Three test processes, each taking whole files (--dist loadfile): most tests wait on
+# real servers and subprocesses, so three share two cores well (about 7 minutes).
+TEST_WORKERS ?= 3
+
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
