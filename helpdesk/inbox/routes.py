@@ -28,8 +28,8 @@ from helpdesk.inbox.login_pages import SignInController
 from helpdesk.inbox.operator_pages import OperatorPages, PasswordSetupPages
 from helpdesk.inbox.privacy_pages import PrivacyPages
 from helpdesk.inbox.queue_pages import QueuePages
-from helpdesk.inbox.report_pages import ReportPages
 from helpdesk.inbox.rendering import page
+from helpdesk.inbox.report_pages import ReportPages
 from helpdesk.inbox.second_factor import SecondFactorSignIn
 from helpdesk.inbox.ticket_actions import TicketActions
 from helpdesk.inbox.ticket_pages import TicketPages

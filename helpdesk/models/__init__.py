@@ -11,6 +11,7 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
+from helpdesk.models import search as _search
 from helpdesk.models.audit import AuditEvent
 from helpdesk.models.canned import CannedReply
 from helpdesk.models.inbound import InboundMail, MailboxCursor
@@ -24,7 +25,6 @@ from helpdesk.models.privacy import PlatformEvent, PrivacyLink, PrivacyRedaction
 from helpdesk.models.retention import JobLease, RetentionRun, TicketTombstone
 from helpdesk.models.tickets import Ticket, TicketNumber, TicketOrder
 from helpdesk.models.widget import VerificationCode, WidgetConversation
-from helpdesk.models import search as _search
 
 # Full-text search objects (FTS5 tables, tsvector columns) come with create_all.
 _search.register(SQLModel.metadata)
