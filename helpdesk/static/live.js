@@ -158,14 +158,19 @@
       presenceList.hidden = false;
     }
 
+    // One at a time, in order: leaving the reply box ("idle") and starting a note
+    // ("typing") must reach the others in that order, or the note would look idle.
+    var presenceSent = Promise.resolve();
     function sendPresence(state, what) {
       var body = new URLSearchParams({ tab: tab, state: state, what: what || "" });
-      window.fetch(bar.getAttribute("data-presence"), {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "x-csrf-token": csrfToken() },
-        body: body
-      }).catch(function () { /* presence is best effort */ });
+      presenceSent = presenceSent.then(function () {
+        return window.fetch(bar.getAttribute("data-presence"), {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "x-csrf-token": csrfToken() },
+          body: body
+        }).catch(function () { /* presence is best effort */ });
+      });
     }
 
     function watchTyping(field, what) {
