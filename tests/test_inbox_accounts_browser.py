@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import pyotp
 import pytest
 
-from tests.test_inbox_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, server  # noqa: F401
+from tests.peers.chromium import ARTIFACTS, launch_chromium
+from tests.test_inbox_browser import server  # noqa: F401 - a fixture
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -30,9 +31,7 @@ def test_operator_turns_on_two_step_sign_in_and_signs_in_with_a_code(server: str
     ARTIFACTS.mkdir(exist_ok=True)
     csp_violations: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="nb-NO")
         page = context.new_page()
         page.on(

@@ -13,7 +13,8 @@ import re
 
 import pytest
 
-from tests.test_inbox_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, server  # noqa: F401
+from tests.peers.chromium import ARTIFACTS, launch_chromium
+from tests.test_inbox_browser import server  # noqa: F401 - a fixture
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -27,9 +28,7 @@ def test_operator_uses_shortcuts_canned_reply_and_merge(server: str) -> None:  #
     ARTIFACTS.mkdir(exist_ok=True)
     console_problems: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="nb-NO")
         page = context.new_page()
         page.on(

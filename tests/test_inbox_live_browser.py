@@ -27,21 +27,15 @@ import pytest
 
 from helpdesk.config import DEFAULT_SUPPORT_ADDRESS
 from tests.mail_factory import make_mail
+from tests.peers.chromium import ARTIFACTS, launch_chromium, require_chromium
 from tests.test_serve import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DEMO = ("demo@helpdesk.local", "demo")
 COLLEAGUE = ("ola.agent@helpdesk.local", "Ola Agent", "ola-passord-2026")
 SUPPORT = DEFAULT_SUPPORT_ADDRESS  # the installation's own address (not a participant)
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
-    pytest.skip("/usr/bin/chromium is not installed", allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_chromium()
 expect = sync_api.expect
 pytest_plugins = ["tests.peers.redis"]
 
@@ -141,9 +135,7 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installat
 def browser(installation: Installation) -> Iterator[object]:
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         yield browser
         browser.close()
 

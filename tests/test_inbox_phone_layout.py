@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from tests.test_inbox_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, server, sync_api
+from tests.peers.chromium import ARTIFACTS, launch_chromium
+from tests.test_inbox_browser import server, sync_api  # noqa: F401 - server is a fixture
 
 __all__ = ["server"]
 
@@ -44,9 +45,7 @@ def test_inbox_pages_fit_a_phone_screen(server: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     csp_violations: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         # Not is_mobile: a mobile viewport would widen itself to fit the page and hide overflow.
         context = browser.new_context(viewport=PHONE, locale="nb-NO")
         page = context.new_page()

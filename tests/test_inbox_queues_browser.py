@@ -25,18 +25,10 @@ from helpdesk.bootstrap import build_runtime
 from helpdesk.config import Settings
 from helpdesk.db import transaction
 from helpdesk.tickets.lifecycle import MessageDraft, create_ticket
+from tests.peers.chromium import ARTIFACTS, launch_chromium, require_chromium
 from tests.test_serve import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-sync"]
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
-    pytest.skip("/usr/bin/chromium is not installed", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_chromium()
 
 
 def _helpdesk(env: dict[str, str], *args: str) -> None:
@@ -120,9 +112,7 @@ def test_operator_searches_filters_pages_and_reads_reports(server: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     csp_violations: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         context = browser.new_context(
             viewport={"width": 1360, "height": 900}, locale="nb-NO", accept_downloads=True
         )

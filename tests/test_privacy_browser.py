@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.mail_factory import make_mail
-from tests.test_inbox_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, server, sync_api
+from tests.peers.chromium import ARTIFACTS, launch_chromium
+from tests.test_inbox_browser import server, sync_api  # noqa: F401 - server is a fixture
 
 __all__ = ["server"]
 
@@ -81,9 +82,7 @@ def test_access_request_through_inbox_and_learner_links(server: str, tmp_path: P
     csp_violations: list[str] = []
     expect = sync_api.expect
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
 
         def new_page(locale: str):  # type: ignore[no-untyped-def]
             context = browser.new_context(

@@ -24,25 +24,10 @@ import pytest
 from jinja2 import Environment, FileSystemLoader
 
 from helpdesk.resources import templates_dir
+from tests.peers.chromium import ARTIFACTS, launch_chromium, require_chromium
 from tests.test_serve import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
-    pytest.skip("/usr/bin/chromium is not installed", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_chromium()
 
 
 def _helpdesk(env: dict[str, str], *args: str) -> str:
@@ -148,9 +133,7 @@ def test_a_learner_chats_with_support_from_another_origin(installation: Installa
     problems: list[str] = []
     expect = sync_api.expect
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="nb-NO")
         page = context.new_page()
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
