@@ -4,6 +4,7 @@ lifting it brings everything back (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -34,6 +35,14 @@ async def listed(client, agent, **params: str) -> set[int]:
     return {item["number"] for item in response.json()["items"]}
 
 
+async def landing_open_count(client) -> int:
+    """The "Open tickets" figure of the landing page at /."""
+    page = (await client.get("/")).text
+    found = re.search(r"<dt>Open tickets</dt><dd>(\d+)</dd>", page)
+    assert found, page
+    return int(found.group(1))
+
+
 async def open_queue(runtime) -> tuple[set[int], int, int]:
     """The numbers in the inbox's "All open" queue, its count, and today's report total."""
     async with transaction(runtime.sessions) as session:
@@ -56,6 +65,7 @@ async def test_restricted_learner_is_left_out_of_work_but_not_out_of_the_request
     per = await mail_in(runtime, f"Jeg liker {PHRASE} også.", sender=PER, subject="Spørsmål")
     number = await mail_in(runtime, "Jeg ber om begrensning av behandlingen av mine opplysninger.")
     before_numbers, before_count, before_total = await open_queue(runtime)
+    before_landing = await landing_open_count(client)
     assert {other, per, number} <= before_numbers
     assert await listed(client, agent, q=PHRASE) == {other, per}
 
@@ -77,6 +87,7 @@ async def test_restricted_learner_is_left_out_of_work_but_not_out_of_the_request
     assert other not in numbers and number in numbers and per in numbers
     assert count == len(numbers) == before_count - 1
     assert total == before_total - 1
+    assert await landing_open_count(client) == before_landing - 1
     # An operator may still answer her by hand about the request.
     reply = await client.post(
         f"/api/v1/tickets/{number}/replies",
