@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from helpdesk.bootstrap import build_runtime
@@ -26,7 +23,7 @@ from helpdesk.config import Settings
 from helpdesk.db import transaction
 from helpdesk.tickets.lifecycle import MessageDraft, create_ticket
 from tests.peers.chromium import ARTIFACTS, launch_chromium, require_chromium
-from tests.test_serve import free_port
+from tests.peers.served import serving
 
 sync_api = require_chromium()
 
@@ -79,29 +76,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     _helpdesk(env, "migrate")
     _helpdesk(env, "demo-data")
     asyncio.run(_add_invoice_tickets(database_url, tmp_path / "var", 40))
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "helpdesk", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{base}/readyz", timeout=1)
-            break
-        except httpx.TransportError:
-            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
-    try:
+    with serving(env) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=20)[0].decode()
-        assert "Traceback" not in output, output
 
 
 def _row_numbers(page) -> list[str]:  # type: ignore[no-untyped-def]
