@@ -26,9 +26,14 @@ def create_engine(database_url: str) -> AsyncEngine:
         # No JIT: on a large database the inbox's search and count statements cross
         # jit_above_cost, and compiling them took ~200 ms for queries that run in 1-20 ms
         # (bench/inbox.py); short OLTP statements never win that time back.
+        # No pre-ping: it cost every transaction a round trip (a fifth of an ingest's
+        # time, bench/ingest.py). A connection that died with the server fails its one
+        # statement (a 503, or exit 75 for `helpdesk ingest`), and SQLAlchemy then
+        # discards every pooled connection older than that failure; pool_recycle retires
+        # connections before idle-connection timeouts of proxies and firewalls can.
         return create_async_engine(
             url,
-            pool_pre_ping=True,
+            pool_recycle=1800,
             pool_size=10,
             max_overflow=10,
             connect_args={"server_settings": {"jit": "off"}},

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Field, SQLModel
 
 from helpdesk.adapters.clock import utcnow
-from helpdesk.models.types import JsonDocument, UtcDateTime
+from helpdesk.models.types import JsonDocument, UtcDateTime, empty_dict
 
 
 class AuditEvent(SQLModel, table=True):
@@ -21,4 +21,4 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=100)
     # "ticket:1042", "learner:34", …
     target: str = Field(max_length=100)
-    details: dict[str, Any] = Field(default_factory=dict, sa_type=JsonDocument)
+    details: dict[str, Any] = Field(default_factory=empty_dict, sa_type=JsonDocument)

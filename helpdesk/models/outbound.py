@@ -8,7 +8,7 @@ from sqlalchemy import Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from helpdesk.adapters.clock import utcnow
-from helpdesk.models.types import JsonDocument, UtcDateTime
+from helpdesk.models.types import JsonDocument, UtcDateTime, empty_list
 
 DELIVERY_STATUSES = ("queued", "sent", "retrying", "failed", "bounced")
 
@@ -26,7 +26,7 @@ class OutboundEmail(SQLModel, table=True):
         default=None, foreign_key="tickets.id", ondelete="SET NULL", index=True
     )
     kind: str = Field(default="reply", max_length=30)
-    recipients: list[str] = Field(default_factory=list, sa_type=JsonDocument)
+    recipients: list[str] = Field(default_factory=empty_list, sa_type=JsonDocument)
     # Our Message-ID, fixed when the row is written (without angle brackets).
     rfc_message_id: str = Field(max_length=998, unique=True)
     # The complete RFC 5322 message, so a resend is byte-identical.

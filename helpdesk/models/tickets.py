@@ -9,7 +9,7 @@ from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from helpdesk.adapters.clock import utcnow
-from helpdesk.models.types import JsonDocument, UtcDateTime
+from helpdesk.models.types import JsonDocument, UtcDateTime, empty_list
 
 STATUSES = ("new", "open", "pending", "solved", "closed")
 CHANNELS = ("email", "widget", "form")
@@ -80,9 +80,9 @@ class Ticket(SQLModel, table=True):
     # The address the ticket is from, lower-cased; participants are the other To/Cc addresses.
     requester: str = Field(max_length=320, index=True)
     requester_name: str | None = Field(default=None, max_length=300)
-    participants: list[str] = Field(default_factory=list, sa_type=JsonDocument)
+    participants: list[str] = Field(default_factory=empty_list, sa_type=JsonDocument)
     assignee_id: int | None = Field(default=None, foreign_key="operators.id", ondelete="SET NULL")
-    tags: list[str] = Field(default_factory=list, sa_type=JsonDocument)
+    tags: list[str] = Field(default_factory=empty_list, sa_type=JsonDocument)
     needs_review: bool = Field(default=False)
     # The earlier (closed or expired) ticket a message referred to when this one was opened.
     refers_to: int | None = Field(default=None)
