@@ -20,7 +20,10 @@ that means in the helpdesk, decided here once and used everywhere:
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_, select
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BindParameter, ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -56,8 +59,12 @@ async def visible_to_work(session: AsyncSession) -> ColumnElement[bool] | None:
     while nobody is restricted and a short NOT IN list otherwise.
     """
     restricted = await restricted_learner_ids(session)
-    if not restricted:
-        return None
+    return visible_unless(restricted) if restricted else None
+
+
+def visible_unless(restricted: Sequence[int] | BindParameter[Any]) -> ColumnElement[bool]:
+    """`visible_to_work`'s condition for these restricted learners (or a bound list of them,
+    for a statement built once and run many times)."""
     return or_(
         col(Ticket.learner_id).is_(None),
         col(Ticket.learner_id).not_in(restricted),
