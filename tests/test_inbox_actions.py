@@ -195,6 +195,24 @@ async def test_spam_button_closes_the_ticket_and_it_leaves_the_queue(
     assert ("ticket.marked_spam", f"ticket:{ticket.number}", {}) in await _actions(runtime)
 
 
+async def test_not_spam_button_restores_a_ticket_marked_by_mistake(
+    agent: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    ticket = await add_ticket(runtime, subject="Kursbevis for HMS")
+    await post_form(agent, _url(ticket.number), f"{_url(ticket.number)}/spam", {})
+    page = await agent.get(_url(ticket.number))
+    assert "Closed as spam" in page.text and "Mark as spam" not in page.text
+
+    response = await post_form(agent, _url(ticket.number), f"{_url(ticket.number)}/not-spam", {})
+    assert response.status_code == 303 and response.headers["location"] == _url(ticket.number)
+    page = await agent.get(_url(ticket.number))
+    assert "Not spam: the ticket is open again." in page.text
+    assert "Mark as spam" in page.text and "Closed as spam" not in page.text
+    assert "Kursbevis for HMS" in (await agent.get("/inbox")).text
+    restored = await _ticket(runtime, ticket.number)
+    assert (restored.status, restored.tags) == ("open", [])
+
+
 # --- refusals roll back ----------------------------------------------------------------
 
 

@@ -94,6 +94,12 @@ async def test_api_split_move_and_spam(
     assert spam.status_code == 201 and spam.json()["status"] == "closed"
     assert again.status_code == 409 and again.json()["error"] == "conflict"
 
+    restored = await client.post(f"/api/v1/tickets/{other.number}/not-spam", headers=headers)
+    twice = await client.post(f"/api/v1/tickets/{other.number}/not-spam", headers=headers)
+    assert restored.status_code == 201
+    assert (restored.json()["status"], restored.json()["tags"]) == ("open", [])
+    assert twice.status_code == 409 and "not marked as spam" in twice.json()["detail"]
+
 
 async def test_every_inbox_change_is_audited_without_content(
     client: httpx.AsyncClient, runtime: Runtime

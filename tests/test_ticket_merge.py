@@ -25,7 +25,7 @@ from helpdesk.signing import make_message_id, make_reply_address
 from helpdesk.tickets import service
 from helpdesk.tickets.merge import merge_tickets
 from helpdesk.tickets.moves import move_message
-from helpdesk.tickets.spam import SPAM_TAG, mark_spam
+from helpdesk.tickets.spam import SPAM_TAG, mark_spam, restore_from_spam
 from helpdesk.tickets.split import split_message
 from tests.factories import T0, add_learner_with_history, add_ticket, learner_mail
 from tests.inbox_helpers import add_inbox_operator
@@ -276,6 +276,35 @@ async def test_mark_spam_tags_closes_and_leaves_the_open_queues(
                 operator=operator,
                 now=LATER,
             )
+
+
+async def test_not_spam_opens_the_ticket_again_without_the_tag(
+    runtime: Runtime, operator: Operator
+) -> None:
+    ticket = await add_ticket(runtime, subject="Spørsmål om faktura")
+    plain_closed = await add_ticket(runtime, status="closed")
+    async with transaction(runtime.sessions) as session:
+        found = await service.get_ticket(session, ticket.number)
+        found.tags = ["faktura"]
+        await mark_spam(session, found, operator=operator, now=LATER)
+    async with transaction(runtime.sessions) as session:
+        await restore_from_spam(
+            session, await service.get_ticket(session, ticket.number), operator=operator, now=LATER
+        )
+    restored = await _ticket(runtime, ticket.number)
+    assert (restored.status, restored.tags, restored.resolved_at) == ("open", ["faktura"], None)
+    assert [e.target for e in await _audit(runtime, "ticket.unmarked_spam")] == [
+        f"ticket:{ticket.number}"
+    ]
+    reopened = [e.details for e in await _audit(runtime, "ticket.status_changed")][-1]
+    assert reopened == {"from": "closed", "to": "open", "cause": "not_spam"}
+    # Only spam comes back: an open ticket, or one closed for any other reason, is a 409.
+    for number in (ticket.number, plain_closed.number):
+        async with transaction(runtime.sessions) as session:
+            with pytest.raises(Conflict, match="not marked as spam"):
+                await restore_from_spam(
+                    session, await service.get_ticket(session, number), operator=operator, now=LATER
+                )
 
 
 async def test_merge_never_copies_robots_onto_the_surviving_ticket(

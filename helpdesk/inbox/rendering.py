@@ -28,6 +28,7 @@ FLASHES = {
     "message-split": "The message is a ticket of its own now.",
     "message-moved": "Message moved.",
     "ticket-spam": "Ticket marked as spam and closed.",
+    "ticket-not-spam": "Not spam: the ticket is open again.",
     "canned-saved": "Canned reply saved.",
     "canned-deleted": "Canned reply deleted.",
     "password-changed": "Password changed. Your other browsers are signed out.",

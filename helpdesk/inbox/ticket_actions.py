@@ -25,7 +25,7 @@ from helpdesk.tickets import links, participants
 from helpdesk.tickets.merge import merge_tickets
 from helpdesk.tickets.moves import move_message
 from helpdesk.tickets.service import get_ticket
-from helpdesk.tickets.spam import mark_spam
+from helpdesk.tickets.spam import mark_spam, restore_from_spam
 from helpdesk.tickets.split import split_message
 
 
@@ -173,6 +173,25 @@ class TicketActions(Controller):
                 db_session, ticket, operator=current_operator(request), now=runtime.clock.now()
             )
             return redirect_with_flash("/inbox", "ticket-spam")
+
+        return await _attempt(request, runtime, number, action)
+
+    @post("/not-spam", status_code=303)
+    async def not_spam(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        runtime: Runtime,
+        number: int,
+    ) -> Redirect:
+        """Restore a ticket marked as spam by mistake: open again, back on its page."""
+
+        async def action() -> Redirect:
+            ticket = await get_ticket(db_session, number)
+            await restore_from_spam(
+                db_session, ticket, operator=current_operator(request), now=runtime.clock.now()
+            )
+            return redirect_with_flash(_url(number), "ticket-not-spam")
 
         return await _attempt(request, runtime, number, action)
 

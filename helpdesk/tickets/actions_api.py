@@ -18,7 +18,7 @@ from helpdesk.tickets.merge import merge_tickets
 from helpdesk.tickets.moves import move_message
 from helpdesk.tickets.resources import ticket_out
 from helpdesk.tickets.schemas import TicketOut
-from helpdesk.tickets.spam import mark_spam
+from helpdesk.tickets.spam import mark_spam, restore_from_spam
 from helpdesk.tickets.split import split_message
 
 
@@ -102,6 +102,14 @@ class TicketActionController(Controller):
     ) -> TicketOut:
         ticket = await service.get_ticket(db_session, number)
         await mark_spam(db_session, ticket, operator=operator, now=now)
+        return await _out(db_session, ticket)
+
+    @post("/not-spam", summary="Undo spam: the tag goes and the ticket opens again")
+    async def not_spam(
+        self, db_session: AsyncSession, operator: Operator, now: datetime, number: int
+    ) -> TicketOut:
+        ticket = await service.get_ticket(db_session, number)
+        await restore_from_spam(db_session, ticket, operator=operator, now=now)
         return await _out(db_session, ticket)
 
     @put("/participants", summary="Replace the participants (Cc of replies)")

@@ -1,5 +1,9 @@
 """Marking a ticket as spam: tagged `spam`, closed, and out of every working queue.
 
+A ticket marked by mistake is restored with "Not spam": the tag goes and the ticket opens
+again. That is the one way back from closed (otherwise final, `helpdesk.tickets.lifecycle`):
+the closing was an operator's classification, not the end of the conversation.
+
 What happens to the sender's later mail is deliberately nothing special: it is filed as
 usual (a new ticket, or a follow-up of the closed spam ticket). A From address is trivial
 to forge, so blocking "the sender" would let anyone silence a learner by sending spam in
@@ -16,6 +20,7 @@ from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict
 from helpdesk.live import announce_ticket_change
 from helpdesk.models import Operator, Ticket
+from helpdesk.tickets import service_levels
 from helpdesk.tickets.lifecycle import change_status, target
 from helpdesk.tickets.moves import actor_of
 
@@ -35,4 +40,26 @@ async def mark_spam(
     await record_event(session, actor_of(operator), "ticket.marked_spam", target(ticket))
     announce_ticket_change(session, ticket)
     await change_status(session, ticket, "closed", actor=actor_of(operator), now=now, cause="spam")
+    return ticket
+
+
+async def restore_from_spam(
+    session: AsyncSession, ticket: Ticket, *, operator: Operator, now: datetime
+) -> Ticket:
+    """Undo `mark_spam`: drop the tag and open the ticket again; audited and announced."""
+    if ticket.status != "closed" or SPAM_TAG not in ticket.tags:
+        raise Conflict(f"Ticket #{ticket.number} is not marked as spam.")
+    actor = actor_of(operator)
+    ticket.tags = [tag for tag in ticket.tags if tag != SPAM_TAG]
+    ticket.status, ticket.updated_at = "open", now
+    service_levels.record_status(ticket, now)  # the resolution clock runs again
+    await record_event(session, actor, "ticket.unmarked_spam", target(ticket))
+    await record_event(
+        session,
+        actor,
+        "ticket.status_changed",
+        target(ticket),
+        **{"from": "closed", "to": "open", "cause": "not_spam"},
+    )
+    announce_ticket_change(session, ticket)
     return ticket
