@@ -18,7 +18,7 @@ from helpdesk.adapters.smtp import FileTransport
 from helpdesk.inbound.pipeline import ingest_raw
 from helpdesk.models import OutboundEmail
 from helpdesk.outbound.delivery import deliver_due
-from helpdesk.widget.followup import MAIL_DELAY
+from helpdesk.widget.followup import LINK_DAYS, MAIL_DELAY
 from tests.factories import T0, add_learner_with_history, add_operator, bearer
 from tests.mail_factory import make_mail
 from tests.outbound_factory import parse, text_part
@@ -205,6 +205,31 @@ async def test_the_link_in_the_mail_opens_the_conversation_page(
         await client.get(f"{CONVERSATIONS}/{conversation}/messages", headers=auth(token))
     ).json()
     assert [m["text"] for m in listed["items"]][-1] == "Svar fra lenken"
+
+
+async def test_the_link_in_the_mail_expires_and_cannot_be_extended_by_hand(
+    runtime, client, agent, clock, relay
+) -> None:
+    conversation, _, number = await verified_conversation(runtime, client)
+    await reply(client, agent, number)
+    await deliver_due(runtime, relay, now=T0 + MAIL_DELAY)
+    link = re.search(
+        r"http://testserver(/support/conversations/\S+)",
+        text_part(parse(sent_files(relay)[0].read_bytes())),
+    )
+    assert link is not None
+    expires, signature = link.group(1).split("sig=")[1].split(".")
+
+    clock.advance(timedelta(days=LINK_DAYS - 1))
+    assert (await client.get(link.group(1))).status_code == 200
+    clock.advance(timedelta(days=2))
+    expired = await client.get(link.group(1))
+    assert expired.status_code == 404 and "This link has expired" in expired.text
+    # Moving the expiry forward breaks the signature: the link is then simply not valid.
+    later = int(expires) + 365 * 86400
+    altered = await client.get(f"/support/conversations/{conversation}?sig={later}.{signature}")
+    assert altered.status_code == 404 and "not valid" in altered.text
+    assert "has expired" not in altered.text
 
 
 async def test_held_back_mail_already_leased_by_delivery_is_not_cancelled(

@@ -6,8 +6,10 @@ their widget reports it shown by then (more precisely: before delivery claims th
 so a learner reading it at 2:20 while the worker has not yet run gets no mail either).
 An unverified address gets no mail at all: anyone can type anyone's address.
 
-The mail links back to the conversation with a signed link (`conversation_link`) and
-carries our signed Message-ID and reply address, so answering it lands in the same ticket.
+The mail links back to the conversation with a signed link (`conversation_link`), good for
+`LINK_DAYS` after the mail was written: whoever reads the mailbox may use it, so a mail
+found or forwarded later does not open the conversation for ever. The mail also carries our
+signed Message-ID and reply address, so answering it lands in the same ticket either way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from helpdesk.config import Settings
 from helpdesk.models import OutboundEmail, Ticket, WidgetConversation
 
 MAIL_DELAY = timedelta(minutes=2)
+LINK_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -36,16 +39,33 @@ class WidgetFollowup:
     conversation_url: str
 
 
-def link_signature(secret_key: str, public_id: str) -> str:
-    """The signature of a conversation link in mail (whoever reads the mailbox may use it)."""
-    digest = hmac.new(secret_key.encode(), f"widget-link:{public_id}".encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
+def link_signature(secret_key: str, public_id: str, expires: int) -> str:
+    """The signature of a conversation link valid until `expires` (Unix seconds)."""
+    message = f"widget-link:{public_id}:{expires}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
-def conversation_link(settings: Settings, public_id: str) -> str:
+def link_token(secret_key: str, public_id: str, now: datetime) -> str:
+    """The `sig` of a new conversation link: `<expiry>.<signature>`."""
+    expires = int((now + timedelta(days=LINK_DAYS)).timestamp())
+    return f"{expires}.{link_signature(secret_key, public_id, expires)}"
+
+
+def link_state(secret_key: str, public_id: str, token: str, now: datetime) -> str:
+    """"valid", "expired" (genuine but too old) or "invalid" (forged, altered, malformed)."""
+    expiry, _, signature = token.partition(".")
+    if not expiry.isdigit() or len(expiry) > 12:
+        return "invalid"
+    expected = link_signature(secret_key, public_id, int(expiry))
+    if not hmac.compare_digest(expected, signature):
+        return "invalid"
+    return "valid" if now.timestamp() < int(expiry) else "expired"
+
+
+def conversation_link(settings: Settings, public_id: str, now: datetime) -> str:
     """The absolute URL of the conversation page sent in reply mail."""
-    signature = link_signature(settings.secret_key, public_id)
-    return f"{settings.base_url}/support/conversations/{public_id}?sig={signature}"
+    token = link_token(settings.secret_key, public_id, now)
+    return f"{settings.base_url}/support/conversations/{public_id}?sig={token}"
 
 
 async def widget_followup(
@@ -62,7 +82,7 @@ async def widget_followup(
     return WidgetFollowup(
         mail=conversation.verified_at is not None,
         not_before=now + MAIL_DELAY,
-        conversation_url=conversation_link(settings, conversation.public_id),
+        conversation_url=conversation_link(settings, conversation.public_id, now),
     )
 
 

@@ -30,7 +30,7 @@ from helpdesk.inbox.auth import csrf_token, csrf_token_matches
 from helpdesk.inbox.headers import SECURITY_HEADERS
 from helpdesk.models import Ticket, WidgetConversation
 from helpdesk.widget import service
-from helpdesk.widget.followup import link_signature
+from helpdesk.widget.followup import link_state
 from helpdesk.widget.limits import Limit, limiter_for
 from helpdesk.widget.support_form import (
     PRIVACY_CHOICES,
@@ -232,8 +232,13 @@ class SupportPages(Controller):
 async def _linked_conversation(
     session: AsyncSession, runtime: Runtime, public_id: str, sig: str
 ) -> tuple[WidgetConversation, Ticket]:
-    expected = link_signature(runtime.settings.secret_key, public_id)
-    if not sig or not hmac.compare_digest(expected, sig):
+    state = link_state(runtime.settings.secret_key, public_id, sig, runtime.clock.now())
+    if state == "expired":
+        raise NotFound(
+            "This link has expired. Reply to our latest email, or open the chat on the course "
+            "site, and we will pick up where you left off."
+        )
+    if state != "valid":
         raise NotFound("This link is not valid. Please use the link from your latest email.")
     conversation = await session.scalar(
         select(WidgetConversation).where(col(WidgetConversation.public_id) == public_id)
