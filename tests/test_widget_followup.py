@@ -168,9 +168,9 @@ async def test_an_answer_to_the_reply_mail_lands_in_the_same_conversation(
     assert listed["items"][-1]["text"].startswith("Takk, nå har jeg det!")
 
 
-async def test_the_link_in_the_mail_opens_the_conversation_page(
-    runtime, client, agent, clock, relay
-) -> None:
+async def mailed_link(runtime, client, agent, relay) -> tuple[str, str, str]:
+    """A verified conversation answered by an operator: its id, token and the link (path)
+    in the reply mail that went out."""
     conversation, token, number = await verified_conversation(runtime, client)
     await reply(client, agent, number)
     await deliver_due(runtime, relay, now=T0 + MAIL_DELAY)
@@ -179,8 +179,15 @@ async def test_the_link_in_the_mail_opens_the_conversation_page(
         text_part(parse(sent_files(relay)[0].read_bytes())),
     )
     assert link is not None
+    return conversation, token, link.group(1)
 
-    page = await client.get(link.group(1))
+
+async def test_the_link_in_the_mail_opens_the_conversation_page(
+    runtime, client, agent, clock, relay
+) -> None:
+    conversation, token, link = await mailed_link(runtime, client, agent, relay)
+
+    page = await client.get(link)
     assert page.status_code == 200
     assert "Kursbeviset er sendt på nytt." in page.text and "Hei, hvor er kursbeviset?" in page.text
     assert page.headers["referrer-policy"] == "same-origin"
@@ -189,7 +196,7 @@ async def test_the_link_in_the_mail_opens_the_conversation_page(
 
     csrf = re.search(r'name="_csrf" value="([^"]+)"', page.text)
     assert csrf is not None
-    sig = link.group(1).split("sig=")[1]
+    sig = link.split("sig=")[1]
     answered = await client.post(
         f"/support/conversations/{conversation}",
         data={"_csrf": csrf.group(1), "sig": sig, "body": "Svar fra lenken"},
@@ -210,20 +217,13 @@ async def test_the_link_in_the_mail_opens_the_conversation_page(
 async def test_the_link_in_the_mail_expires_and_cannot_be_extended_by_hand(
     runtime, client, agent, clock, relay
 ) -> None:
-    conversation, _, number = await verified_conversation(runtime, client)
-    await reply(client, agent, number)
-    await deliver_due(runtime, relay, now=T0 + MAIL_DELAY)
-    link = re.search(
-        r"http://testserver(/support/conversations/\S+)",
-        text_part(parse(sent_files(relay)[0].read_bytes())),
-    )
-    assert link is not None
-    expires, signature = link.group(1).split("sig=")[1].split(".")
+    conversation, _, link = await mailed_link(runtime, client, agent, relay)
+    expires, signature = link.split("sig=")[1].split(".")
 
     clock.advance(timedelta(days=LINK_DAYS - 1))
-    assert (await client.get(link.group(1))).status_code == 200
+    assert (await client.get(link)).status_code == 200
     clock.advance(timedelta(days=2))
-    expired = await client.get(link.group(1))
+    expired = await client.get(link)
     assert expired.status_code == 404 and "This link has expired" in expired.text
     # Moving the expiry forward breaks the signature: the link is then simply not valid.
     later = int(expires) + 365 * 86400
