@@ -305,6 +305,26 @@ async def test_not_spam_opens_the_ticket_again_without_the_tag(
                 await restore_from_spam(
                     session, await service.get_ticket(session, number), operator=operator, now=LATER
                 )
+    # A merged ticket stays closed even with the tag: its mail threads into the target now.
+    source, survivor = await add_ticket(runtime), await add_ticket(runtime)
+    async with transaction(runtime.sessions) as session:
+        found = await service.get_ticket(session, source.number)
+        found.tags = [SPAM_TAG]
+        await merge_tickets(
+            session,
+            found,
+            await service.get_ticket(session, survivor.number),
+            operator=operator,
+            now=LATER,
+        )
+    async with transaction(runtime.sessions) as session:
+        with pytest.raises(Conflict, match=f"merged into #{survivor.number}"):
+            await restore_from_spam(
+                session,
+                await service.get_ticket(session, source.number),
+                operator=operator,
+                now=LATER,
+            )
 
 
 async def test_merge_never_copies_robots_onto_the_surviving_ticket(

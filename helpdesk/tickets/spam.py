@@ -22,6 +22,7 @@ from helpdesk.live import announce_ticket_change
 from helpdesk.models import Operator, Ticket
 from helpdesk.tickets import service_levels
 from helpdesk.tickets.lifecycle import change_status, target
+from helpdesk.tickets.merge import merged_into
 from helpdesk.tickets.moves import actor_of
 
 SPAM_TAG = "spam"
@@ -49,6 +50,9 @@ async def restore_from_spam(
     """Undo `mark_spam`: drop the tag and open the ticket again; audited and announced."""
     if ticket.status != "closed" or SPAM_TAG not in ticket.tags:
         raise Conflict(f"Ticket #{ticket.number} is not marked as spam.")
+    if (target_number := await merged_into(session, ticket)) is not None:
+        # Its mail now threads into the target; reopening it would split the conversation.
+        raise Conflict(f"Ticket #{ticket.number} was merged into #{target_number}.")
     actor = actor_of(operator)
     ticket.tags = [tag for tag in ticket.tags if tag != SPAM_TAG]
     ticket.status, ticket.updated_at = "open", now
