@@ -52,7 +52,7 @@ def link_token(secret_key: str, public_id: str, now: datetime) -> str:
 
 
 def link_state(secret_key: str, public_id: str, token: str, now: datetime) -> str:
-    """"valid", "expired" (genuine but too old) or "invalid" (forged, altered, malformed)."""
+    """One of "valid", "expired" (genuine but too old), "invalid" (forged, altered, malformed)."""
     expiry, _, signature = token.partition(".")
     if not expiry.isdigit() or len(expiry) > 12:
         return "invalid"
