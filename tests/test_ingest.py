@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from typing import Any
 
 import msgspec
+import pytest
 from mail_factory import make_mail
 from sqlalchemy import select
 
 from helpdesk.bootstrap import Runtime
 from helpdesk.db import transaction
+from helpdesk.inbound.outcome import IngestUnavailable
 from helpdesk.inbound.pipeline import ingest_raw
 from helpdesk.models import (
     Attachment,
@@ -86,6 +89,34 @@ async def test_the_same_message_twice_is_a_duplicate_of_the_first(runtime: Runti
     without_id = make_mail(message_id=None, subject="Uten Message-ID")
     assert (await ingest_raw(runtime, without_id, "t")).status == "created"
     assert (await ingest_raw(runtime, without_id, "t")).status == "duplicate"
+
+
+async def test_a_raw_file_that_cannot_be_written_commits_nothing_and_asks_for_a_retry(
+    runtime: Runtime,
+) -> None:
+    class FullDisk:
+        """File storage whose writes fail, as on a full or read-only disk."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def put(self, area: str, content: bytes) -> Any:
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    healthy, runtime.storage = runtime.storage, FullDisk(runtime.storage)
+    raw = make_mail(subject="Kursbevis mangler")
+    with pytest.raises(IngestUnavailable, match="storage unavailable"):
+        await ingest_raw(runtime, raw, "test")
+    async with transaction(runtime.sessions) as session:
+        assert (await session.scalars(select(InboundMail))).all() == []
+        assert (await session.scalars(select(Ticket))).all() == []
+    # The MTA's retry, once the disk has room again, files it once.
+    runtime.storage = healthy
+    assert (await ingest_raw(runtime, raw, "test")).status == "created"
+    assert (await ingest_raw(runtime, raw, "test")).status == "duplicate"
 
 
 async def test_same_message_id_from_another_sender_is_not_a_duplicate(runtime: Runtime) -> None:

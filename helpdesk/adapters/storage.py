@@ -28,6 +28,12 @@ def _relative_path(area: str, digest: str) -> str:
     return f"{area}/{digest[:2]}/{digest[2:4]}/{digest}"
 
 
+def content_address(area: str, content: bytes) -> StoredFile:
+    """Where `put` stores this content, and its digest and size (nothing is written)."""
+    digest = hashlib.sha256(content).hexdigest()
+    return StoredFile(sha256=digest, path=_relative_path(area, digest), size=len(content))
+
+
 def write_atomically(target: Path, content: bytes) -> None:
     """Write via a temporary file, fsync, rename: readers never see a partial file."""
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
@@ -50,15 +56,14 @@ class LocalFileStorage:
         self._made_dirs: set[Path] = set()
 
     def put(self, area: str, content: bytes) -> StoredFile:
-        digest = hashlib.sha256(content).hexdigest()
-        relative = _relative_path(area, digest)
-        target = self.root / relative
+        stored = content_address(area, content)
+        target = self.root / stored.path
         if not target.exists():
             if target.parent not in self._made_dirs:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._made_dirs.add(target.parent)
             write_atomically(target, content)
-        return StoredFile(sha256=digest, path=relative, size=len(content))
+        return stored
 
     def read(self, path: str) -> bytes:
         return self._resolve(path).read_bytes()
@@ -83,10 +88,9 @@ class MemoryFileStorage:
         self.files: dict[str, bytes] = {}
 
     def put(self, area: str, content: bytes) -> StoredFile:
-        digest = hashlib.sha256(content).hexdigest()
-        relative = _relative_path(area, digest)
-        self.files[relative] = content
-        return StoredFile(sha256=digest, path=relative, size=len(content))
+        stored = content_address(area, content)
+        self.files[stored.path] = content
+        return stored
 
     def read(self, path: str) -> bytes:
         return self.files[path]

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk.adapters.storage import StoredFile
+from helpdesk.adapters.storage import StoredFile, content_address
 from helpdesk.audit.service import defer_until_commit
 from helpdesk.bootstrap import Runtime
 from helpdesk.db import is_service_unavailable, transaction
@@ -66,8 +66,10 @@ async def ingest_raw(
 async def _ingest(
     runtime: Runtime, raw: bytes, source: str, max_message_bytes: int | None
 ) -> IngestResult:
-    # The raw bytes are written (and fsynced) in a thread while the message is parsed and
-    # looked up; they are on disk before anything that points at them is written.
+    # The raw bytes are written (and fsynced) in a thread while the message is parsed,
+    # looked up and filed; the transaction waits for the write before it commits, so they
+    # are on disk before anything that points at them is. Where they go is known at once.
+    address = content_address("raw", raw)
     writing = asyncio.ensure_future(asyncio.to_thread(runtime.storage.put, "raw", raw))
     try:
         limit = max_message_bytes or runtime.settings.max_message_bytes
@@ -78,7 +80,9 @@ async def _ingest(
         await asyncio.wait([writing])
         raise
     try:
-        return await _ingest_stored(runtime, parsed, writing, source, limit if oversized else None)
+        return await _ingest_stored(
+            runtime, parsed, address, writing, source, limit if oversized else None
+        )
     except IntegrityError:
         # A concurrent ingest of the same message committed first.
         return await _report_duplicate(runtime, parsed, await _stored(writing))
@@ -104,14 +108,16 @@ async def _stored(writing: asyncio.Future[StoredFile]) -> StoredFile:
 async def _ingest_stored(
     runtime: Runtime,
     parsed: ParsedMessage,
+    stored: StoredFile,
     writing: asyncio.Future[StoredFile],
     source: str,
     exceeded_limit: int | None,
 ) -> IngestResult:
+    """Decide and file inside one transaction; `stored` is where `writing` puts the bytes."""
     settings = runtime.settings
     now = runtime.clock.now()
     # Without a Message-ID and sender, duplicates are found by the SHA-256 of the file.
-    by_hash = None if parsed.message_id and parsed.from_address else await _stored(writing)
+    by_hash = None if parsed.message_id and parsed.from_address else stored
     decide = exceeded_limit is None and not parsed.unparseable
     if decide:
         verified, trust_reason = sender_verified(parsed.email, settings.authserv_id)
@@ -139,7 +145,6 @@ async def _ingest_stored(
                 stored_ticket=(known.stored_ticket,) if ids else None,
             )
             match = await find_thread(wanted, threading)
-        stored = await _stored(writing)
         inbound = InboundMail(
             sha256=stored.sha256,
             storage_path=stored.path,
@@ -155,12 +160,15 @@ async def _ingest_stored(
         if exceeded_limit is not None:
             size = f"{stored.size / (1024 * 1024):.1f} MB"
             why = f"message is {size}, over the size limit"
-            return await filer.quarantine(why, exceeded_limit=exceeded_limit)
-        if parsed.unparseable:
-            return await filer.quarantine(parsed.unparseable_reason or "could not be parsed")
-        if machine is not None:
-            return await filer.file_machine_mail(machine, match)
-        return await filer.file_human_mail(match, threading.notes, verified, trust_reason)
+            result = await filer.quarantine(why, exceeded_limit=exceeded_limit)
+        elif parsed.unparseable:
+            result = await filer.quarantine(parsed.unparseable_reason or "could not be parsed")
+        elif machine is not None:
+            result = await filer.file_machine_mail(machine, match)
+        else:
+            result = await filer.file_human_mail(match, threading.notes, verified, trust_reason)
+        await _stored(writing)  # on disk before the commit, or the transaction rolls back
+        return result
 
 
 def _threading_input(parsed: ParsedMessage, verified: bool) -> ThreadingInput:
