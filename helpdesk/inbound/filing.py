@@ -54,6 +54,7 @@ class Filer:
         now: datetime,
         *,
         learner_id: int | None = None,
+        named_orders: list[str] | None = None,
     ) -> None:
         self.session = session
         self.runtime = runtime
@@ -62,6 +63,8 @@ class Filer:
         self.now = now
         # The learner whose address sent this (looked up with the duplicate check).
         self.learner_id = learner_id
+        # Order numbers the message names, when the look-up found that one is an order.
+        self.named_orders = named_orders or []
 
     # --- the three outcomes -------------------------------------------------------------
 
@@ -177,7 +180,7 @@ class Filer:
         await self._store_attachments(message)
         settings = self.runtime.settings
         merge_mail_participants(ticket, self.parsed, settings.support_address)
-        await link_mentioned_orders(self.session, ticket, self.parsed, now=self.now)
+        await link_mentioned_orders(self.session, ticket, self.named_orders, now=self.now)
         if status == "created":
             await maybe_acknowledge(
                 self.session,

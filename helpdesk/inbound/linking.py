@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Exists, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -37,20 +37,28 @@ def merge_mail_participants(ticket: Ticket, parsed: ParsedMessage, support_addre
         ticket.participants = merged
 
 
-def order_candidates(text: str) -> list[str]:
+def order_candidates(parsed: ParsedMessage) -> list[str]:
+    """What in the subject or body could be an order number (most mail has some)."""
+    text = f"{parsed.subject}\n{parsed.text}"
     found = (m for m in _ORDER_CANDIDATE.findall(text) if any(c.isdigit() for c in m))
     return list(dict.fromkeys(found))[:_MAX_CANDIDATES]
 
 
+def any_order_named() -> Exists:
+    """Whether any of the bound `order_numbers` is an order: asked with the pipeline's
+    look-up, so the orders are read only for the few messages that name one."""
+    return exists().where(col(Order.number).in_(bindparam("order_numbers", expanding=True)))
+
+
 async def link_mentioned_orders(
-    session: AsyncSession, ticket: Ticket, parsed: ParsedMessage, *, now: datetime
+    session: AsyncSession, ticket: Ticket, candidates: list[str], *, now: datetime
 ) -> None:
-    """Link orders named in the subject or body that belong to the ticket's learner.
+    """Link the orders among `candidates` (`order_candidates`) that belong to the ticket's
+    learner.
 
     An order of somebody else is not linked — a stranger must not learn about it through
     the ticket — and an internal note tells the operator why.
     """
-    candidates = order_candidates(f"{parsed.subject}\n{parsed.text}")
     if not candidates:
         return
     orders = (await session.scalars(_ORDERS_NAMED, {"numbers": candidates})).all()

@@ -32,6 +32,7 @@ from helpdesk.audit.service import defer_until_commit
 from helpdesk.bootstrap import Runtime
 from helpdesk.db import is_service_unavailable, transaction
 from helpdesk.inbound import filing
+from helpdesk.inbound.linking import any_order_named, order_candidates
 from helpdesk.inbound.outcome import IngestResult, IngestUnavailable
 from helpdesk.inbound.parse import ParsedMessage, parse_message
 from helpdesk.inbound.rules import RATE_LIMIT_WINDOW, RuleContext, classify
@@ -123,9 +124,12 @@ async def _ingest_stored(
         verified, trust_reason = sender_verified(parsed.email, settings.authserv_id)
         wanted = _threading_input(parsed, verified)
     ids = referenced_ids(wanted) if decide else []
+    orders = order_candidates(parsed) if decide else []
     async with transaction(runtime.sessions) as session:
         defer_until_commit(session)  # the ticket's and message's events: one INSERT
-        known = await _look_up(session, parsed, by_hash.sha256 if by_hash else None, now, ids)
+        known = await _look_up(
+            session, parsed, by_hash.sha256 if by_hash else None, now, ids, orders
+        )
         if known.duplicate is not None:
             await _stored(writing)
             return _duplicate_result(known.duplicate)
@@ -156,7 +160,15 @@ async def _ingest_stored(
             status="quarantined",
         )
         # Added to the session by the Filer once the outcome is known: one INSERT, no UPDATE.
-        filer = filing.Filer(session, runtime, inbound, parsed, now, learner_id=known.learner_id)
+        filer = filing.Filer(
+            session,
+            runtime,
+            inbound,
+            parsed,
+            now,
+            learner_id=known.learner_id,
+            named_orders=orders if known.orders_named else [],
+        )
         if exceeded_limit is not None:
             size = f"{stored.size / (1024 * 1024):.1f} MB"
             why = f"message is {size}, over the size limit"
@@ -199,6 +211,8 @@ class _Known:
     learner_id: int | None
     # The ticket of the closest message it refers to that we have (threading rule 1).
     stored_ticket: int | None
+    # Whether any order number candidate of the message is an order of ours.
+    orders_named: bool
 
 
 async def _look_up(
@@ -207,11 +221,13 @@ async def _look_up(
     sha256: str | None,
     now: datetime,
     referenced: Sequence[str],
+    order_numbers: Sequence[str],
 ) -> _Known:
-    """The duplicate check, the sender's recent count and learner, the referenced ticket.
+    """The duplicate check, the sender's recent count and learner, the referenced ticket,
+    whether the message names an order of ours.
 
     Each is a scalar subquery on its own index, asked in one SELECT: one statement instead
-    of four is most of what they cost (each pays a round trip and SQLAlchemy's execution).
+    of five is most of what they cost (each pays a round trip and SQLAlchemy's execution).
     """
     sender = parsed.from_address
     by_message_id = bool(parsed.message_id and parsed.from_address)
@@ -219,7 +235,11 @@ async def _look_up(
     if sender:
         params.update(sender=sender, since=now - RATE_LIMIT_WINDOW, sender_key=sender.lower())
     params.update(stored_ticket_params(referenced))
-    statement = _look_up_statement(by_message_id, bool(sender), len(referenced))
+    if order_numbers:
+        params["order_numbers"] = list(order_numbers)
+    statement = _look_up_statement(
+        by_message_id, bool(sender), len(referenced), bool(order_numbers)
+    )
     found = (await session.execute(statement, params)).one()._mapping
     return _Known(
         duplicate=(
@@ -228,11 +248,14 @@ async def _look_up(
         recent_from_sender=int(found.get("recent") or 0),
         learner_id=found.get("learner"),
         stored_ticket=found.get("stored"),
+        orders_named=bool(found.get("orders_named")),
     )
 
 
-@functools.lru_cache(maxsize=256)
-def _look_up_statement(by_message_id: bool, with_sender: bool, referenced: int) -> Select[Any]:
+@functools.lru_cache(maxsize=512)
+def _look_up_statement(
+    by_message_id: bool, with_sender: bool, referenced: int, with_orders: bool
+) -> Select[Any]:
     """`_look_up`'s SELECT, built once per shape (building costs more than running it)."""
     columns: dict[str, Any] = {
         "received_at": _duplicate_query(by_message_id, col(InboundMail.received_at)),
@@ -251,8 +274,11 @@ def _look_up_statement(by_message_id: bool, with_sender: bool, referenced: int) 
             col(Learner.email_key) == bindparam("sender_key")
         )
     stored = [closest_stored_ticket(referenced).label("stored")] if referenced else []
+    orders = [any_order_named().label("orders_named")] if with_orders else []
     return select(
-        *(query.scalar_subquery().label(name) for name, query in columns.items()), *stored
+        *(query.scalar_subquery().label(name) for name, query in columns.items()),
+        *stored,
+        *orders,
     )
 
 

@@ -12,7 +12,6 @@ from datetime import datetime
 
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from helpdesk.models import TicketNumber
 
@@ -42,10 +41,14 @@ async def allocate_ticket_number(session: AsyncSession, now: datetime) -> int:
     return await _insert_number(session, now)
 
 
+# Built once, and on the table rather than the ORM class: as plain SQL it skips the ORM's
+# bulk-insert machinery (this runs for every new ticket).
+_NUMBERS = TicketNumber.__table__  # type: ignore[attr-defined]  # (SQLModel declares no type)
+_INSERT_NUMBER = insert(_NUMBERS).returning(_NUMBERS.c.number)
+
+
 async def _insert_number(session: AsyncSession, now: datetime) -> int:
-    result = await session.execute(
-        insert(TicketNumber).values(issued_at=now).returning(col(TicketNumber.number))
-    )
+    result = await session.execute(_INSERT_NUMBER, {"issued_at": now})
     number = result.scalar_one()
     assert number is not None, "an inserted primary key is never null"
     return int(number)
