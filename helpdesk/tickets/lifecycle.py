@@ -110,6 +110,22 @@ async def change_status(
     if new_status == ticket.status:
         return False
     check_transition(ticket, new_status)
+    await move_status(session, ticket, new_status, actor=actor, now=now, cause=cause)
+    return True
+
+
+async def move_status(
+    session: AsyncSession,
+    ticket: Ticket,
+    new_status: str,
+    *,
+    actor: str,
+    now: datetime,
+    cause: str | None = None,
+) -> None:
+    """Set the status without consulting `ALLOWED_TRANSITIONS`: service levels, audit event
+    and live announcement as for any change. Use `change_status`; this is for the one
+    sanctioned exception (undoing a spam closure, `helpdesk.tickets.spam`)."""
     old_status, ticket.status, ticket.updated_at = ticket.status, new_status, now
     service_levels.record_status(ticket, now)
     details = {"from": old_status, "to": new_status}
@@ -117,7 +133,6 @@ async def change_status(
         details["cause"] = cause
     await record_event(session, actor, "ticket.status_changed", target(ticket), **details)
     announce_ticket_change(session, ticket)
-    return True
 
 
 def target(ticket: Ticket) -> str:

@@ -20,8 +20,7 @@ from helpdesk.audit.service import record_event
 from helpdesk.errors import Conflict
 from helpdesk.live import announce_ticket_change
 from helpdesk.models import Operator, Ticket
-from helpdesk.tickets import service_levels
-from helpdesk.tickets.lifecycle import change_status, target
+from helpdesk.tickets.lifecycle import change_status, move_status, target
 from helpdesk.tickets.merge import merged_into
 from helpdesk.tickets.moves import actor_of
 
@@ -55,15 +54,7 @@ async def restore_from_spam(
         raise Conflict(f"Ticket #{ticket.number} was merged into #{target_number}.")
     actor = actor_of(operator)
     ticket.tags = [tag for tag in ticket.tags if tag != SPAM_TAG]
-    ticket.status, ticket.updated_at = "open", now
-    service_levels.record_status(ticket, now)  # the resolution clock runs again
     await record_event(session, actor, "ticket.unmarked_spam", target(ticket))
-    await record_event(
-        session,
-        actor,
-        "ticket.status_changed",
-        target(ticket),
-        **{"from": "closed", "to": "open", "cause": "not_spam"},
-    )
-    announce_ticket_change(session, ticket)
+    # Closed → open is outside the transition table on purpose (see the module docstring).
+    await move_status(session, ticket, "open", actor=actor, now=now, cause="not_spam")
     return ticket
