@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Executable, Result, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -72,6 +72,19 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
     """One unit of work: commit on success, roll back on any error."""
     async with factory() as session, session.begin():
         yield session
+
+
+async def execute_core(
+    session: AsyncSession, statement: Executable, params: Any = None
+) -> Result[Any]:
+    """Run a Core statement in the session's transaction, on its connection directly.
+
+    Skips what `session.execute` adds for ORM statements — above all the autoflush of
+    pending objects — which on hot paths (ingest) costs more than the statement. Only for
+    statements that do not depend on objects still pending in the session.
+    """
+    connection = await session.connection()
+    return await connection.execute(statement, params)
 
 
 def is_service_unavailable(exc: BaseException) -> bool:

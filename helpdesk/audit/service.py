@@ -9,21 +9,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from helpdesk.models import AuditEvent
+from helpdesk.models.rows import Row, insert_statement, row_values
 
 _DEFERRED = "helpdesk.audit.deferred"
 
 
 async def record_event(
     session: AsyncSession, actor: str, action: str, target: str, **details: Any
-) -> AuditEvent:
+) -> None:
     """Add an audit event in the caller's transaction; `details` must be content-free."""
-    audit_event = AuditEvent(actor=actor, action=action, target=target, details=details)
-    deferred: list[AuditEvent] | None = session.info.get(_DEFERRED)
+    deferred: list[Row] | None = session.info.get(_DEFERRED)
     if deferred is not None:
-        deferred.append(audit_event)
+        values = {"actor": actor, "action": action, "target": target, "details": details}
+        deferred.append(row_values(AuditEvent, values))
     else:
-        session.add(audit_event)
-    return audit_event
+        session.add(AuditEvent(actor=actor, action=action, target=target, details=details))
 
 
 def defer_until_commit(session: AsyncSession) -> None:
@@ -39,7 +39,8 @@ def defer_until_commit(session: AsyncSession) -> None:
 def _add_deferred(session: Session) -> None:
     deferred = session.info.get(_DEFERRED)
     if deferred:
-        session.add_all(deferred)
+        # As plain rows: nothing reads them back, so the ORM's unit of work is not needed.
+        session.execute(insert_statement(AuditEvent), list(deferred))
         deferred.clear()
 
 

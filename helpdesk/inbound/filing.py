@@ -6,12 +6,14 @@ pipeline's transaction, and records the outcome on the message's `InboundMail` r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from helpdesk.adapters.storage import StoredFile
 from helpdesk.bootstrap import Runtime
 from helpdesk.inbound.bounces import find_bounced_message_ids
 from helpdesk.inbound.linking import link_mentioned_orders, merge_mail_participants
@@ -22,6 +24,7 @@ from helpdesk.inbound.rules import Classification
 from helpdesk.inbound.sanitise import rewrite_cid_urls
 from helpdesk.inbound.threading import ThreadMatch
 from helpdesk.models import Attachment, InboundMail, Message, OutboundEmail, Ticket, TicketMerge
+from helpdesk.models.rows import insert_row
 from helpdesk.outbound.automatic import maybe_acknowledge, queue_notice
 from helpdesk.outbound.suppression import record_hard_bounce
 from helpdesk.signing import verify_message_id
@@ -42,6 +45,17 @@ _TICKET_BY_NUMBER = (
 )
 
 
+@dataclass(frozen=True)
+class Received:
+    """A received message as stored: its `InboundMail` row, less the outcome."""
+
+    stored: StoredFile
+    source: str
+    received_at: datetime
+    rfc_message_id: str | None  # as the row keeps them: capped to the column sizes
+    sender: str | None
+
+
 class Filer:
     """Writes one inbound message into the database; one instance per message."""
 
@@ -49,18 +63,19 @@ class Filer:
         self,
         session: AsyncSession,
         runtime: Runtime,
-        inbound: InboundMail,
+        received: Received,
         parsed: ParsedMessage,
-        now: datetime,
         *,
         learner_id: int | None = None,
         named_orders: list[str] | None = None,
     ) -> None:
         self.session = session
         self.runtime = runtime
-        self.inbound = inbound
+        self.received = received
+        self.stored = received.stored
         self.parsed = parsed
-        self.now = now
+        self.now = received.received_at
+        self.machine: str | None = None  # the machine-mail rule that matched, if any
         # The learner whose address sent this (looked up with the duplicate check).
         self.learner_id = learner_id
         # Order numbers the message names, when the look-up found that one is an order.
@@ -95,9 +110,9 @@ class Filer:
                 message_id=message.id,
                 filename="original.eml",
                 content_type="message/rfc822",
-                size=self.inbound.size,
-                sha256=self.inbound.sha256,
-                storage_path=self.inbound.storage_path,
+                size=self.stored.size,
+                sha256=self.stored.sha256,
+                storage_path=self.stored.path,
             )
         )
         if exceeded_limit is not None:
@@ -107,16 +122,16 @@ class Filer:
                 ticket,
                 message,
                 self.now,
-                size_bytes=self.inbound.size,
+                size_bytes=self.stored.size,
                 limit_bytes=exceeded_limit,
             )
-        return self._record("quarantined", ticket, message, f"quarantined: {why}")
+        return await self._record("quarantined", ticket, message, f"quarantined: {why}")
 
     async def file_machine_mail(
         self, machine: Classification, match: ThreadMatch | None
     ) -> IngestResult:
         """Stored and marked; appended to a known ticket without reopening it, else ignored."""
-        self.inbound.machine = machine.kind
+        self.machine = machine.kind
         number, how = (
             (match.ticket_number, f"{match.rule}; {match.detail}") if match else (None, "")
         )
@@ -126,11 +141,11 @@ class Filer:
                 number, how = bounced, f"message-id; reports on our mail of #{bounced}"
         ticket = await self._ticket(number) if number is not None else None
         if ticket is None:
-            return self._record("ignored", None, None, machine.reason)
+            return await self._record("ignored", None, None, machine.reason)
         draft = self._draft(self.parsed.text, how, "unknown", verified=True, machine=machine.kind)
         message = await append_message(self.session, ticket, draft, now=self.now)
         await self._store_attachments(message)
-        return self._record("appended", ticket, message, f"{machine.reason}; {how}")
+        return await self._record("appended", ticket, message, f"{machine.reason}; {how}")
 
     async def file_human_mail(
         self, match: ThreadMatch | None, notes: list[str], verified: bool, trust_reason: str
@@ -190,7 +205,7 @@ class Filer:
                 self.now,
                 enabled=settings.acknowledge_new_tickets,
             )
-        return self._record(status, ticket, message, reason)
+        return await self._record(status, ticket, message, reason)
 
     # --- pieces -------------------------------------------------------------------------
 
@@ -208,8 +223,8 @@ class Filer:
             author_email=parsed.from_address,
             machine=machine,
             thread_reason=reason[:500],
-            rfc_message_id=self.inbound.rfc_message_id,
-            sender=self.inbound.sender,
+            rfc_message_id=self.received.rfc_message_id,
+            sender=self.received.sender,
             in_reply_to=" ".join(parsed.in_reply_to) or None,
             references=" ".join(parsed.references[-20:]) or None,
             sender_verified=verified,
@@ -274,12 +289,24 @@ class Filer:
             None,
         )
 
-    def _record(
+    async def _record(
         self, status: str, ticket: Ticket | None, message: Message | None, reason: str
     ) -> IngestResult:
-        self.session.add(self.inbound)
-        self.inbound.status = status
-        self.inbound.reason = reason[:1000]
-        self.inbound.ticket_id = ticket.id if ticket else None
-        self.inbound.message_id = message.id if message else None
+        """Write the message's `InboundMail` row with its outcome (one INSERT)."""
+        received = self.received
+        row = {
+            "sha256": self.stored.sha256,
+            "storage_path": self.stored.path,
+            "size": self.stored.size,
+            "source": received.source,
+            "received_at": received.received_at,
+            "rfc_message_id": received.rfc_message_id,
+            "sender": received.sender,
+            "status": status,
+            "reason": reason[:1000],
+            "machine": self.machine,
+            "ticket_id": ticket.id if ticket else None,
+            "message_id": message.id if message else None,
+        }
+        await insert_row(self.session, InboundMail, row)
         return IngestResult(status, ticket.number if ticket else None, reason)

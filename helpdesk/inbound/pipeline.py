@@ -30,7 +30,7 @@ from sqlmodel import col
 from helpdesk.adapters.storage import StoredFile, content_address
 from helpdesk.audit.service import defer_until_commit
 from helpdesk.bootstrap import Runtime
-from helpdesk.db import is_service_unavailable, transaction
+from helpdesk.db import execute_core, is_service_unavailable, transaction
 from helpdesk.inbound import filing
 from helpdesk.inbound.linking import any_order_named, order_candidates
 from helpdesk.inbound.outcome import IngestResult, IngestUnavailable
@@ -149,23 +149,19 @@ async def _ingest_stored(
                 stored_ticket=(known.stored_ticket,) if ids else None,
             )
             match = await find_thread(wanted, threading)
-        inbound = InboundMail(
-            sha256=stored.sha256,
-            storage_path=stored.path,
-            size=stored.size,
+        # Its InboundMail row is written by the Filer once the outcome is known.
+        received = filing.Received(
+            stored=stored,
             source=source[:200],
             received_at=now,
             rfc_message_id=_cap(parsed.message_id, 998),
             sender=_cap(parsed.from_address, 320),
-            status="quarantined",
         )
-        # Added to the session by the Filer once the outcome is known: one INSERT, no UPDATE.
         filer = filing.Filer(
             session,
             runtime,
-            inbound,
+            received,
             parsed,
-            now,
             learner_id=known.learner_id,
             named_orders=orders if known.orders_named else [],
         )
@@ -240,7 +236,7 @@ async def _look_up(
     statement = _look_up_statement(
         by_message_id, bool(sender), len(referenced), bool(order_numbers)
     )
-    found = (await session.execute(statement, params)).one()._mapping
+    found = (await execute_core(session, statement, params)).one()._mapping
     return _Known(
         duplicate=(
             (found["received_at"], found["number"]) if found["received_at"] is not None else None

@@ -20,6 +20,7 @@ from helpdesk.errors import Conflict
 from helpdesk.live import announce_ticket_change, announce_ticket_message
 from helpdesk.models import Learner, Message, Ticket
 from helpdesk.models.messages import AUTHOR_KINDS, DIRECTIONS, MACHINE_MARKS
+from helpdesk.models.rows import insert_instance
 from helpdesk.models.tickets import CHANNELS
 from helpdesk.operators.notifications import notify_learner_reply
 from helpdesk.privacy.detection import suggest_privacy_request
@@ -184,8 +185,7 @@ async def create_ticket(
         last_message_at=now,
     )
     service_levels.set_due_times(ticket, service_levels.policy_of(session))
-    session.add(ticket)
-    await session.flush()
+    await insert_instance(session, ticket)
     await record_event(
         session, actor, "ticket.created", target(ticket), channel=channel, refers_to=refers_to
     )
@@ -232,8 +232,7 @@ async def append_message(
         sender_verified=draft.sender_verified,
         created_at=now,
     )
-    session.add(message)
-    await session.flush()
+    await insert_instance(session, message)
     assert message.id is not None
     announce_ticket_message(session, ticket, message.id)
     await record_event(

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpdesk.db import execute_core
 from helpdesk.models import TicketNumber
 
 FIRST_NUMBER = 1001
@@ -48,7 +49,7 @@ _INSERT_NUMBER = insert(_NUMBERS).returning(_NUMBERS.c.number)
 
 
 async def _insert_number(session: AsyncSession, now: datetime) -> int:
-    result = await session.execute(_INSERT_NUMBER, {"issued_at": now})
+    result = await execute_core(session, _INSERT_NUMBER, {"issued_at": now})
     number = result.scalar_one()
     assert number is not None, "an inserted primary key is never null"
     return int(number)
