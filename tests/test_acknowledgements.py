@@ -53,10 +53,12 @@ async def acknowledge(
         )
     if queued is None:
         return None
-    assert queued.raw is None, "ingest only queues; the worker writes the mail"
+    async with transaction(runtime.sessions) as session:
+        row = await session.get(OutboundEmail, queued)
+        assert row is not None and row.raw is None, "ingest only queues; the worker writes"
     await write_acknowledgements(runtime, now, **writing)
     async with transaction(runtime.sessions) as session:
-        return await session.get(OutboundEmail, queued.id)
+        return await session.get(OutboundEmail, queued)
 
 
 async def new_ticket_acknowledged(runtime, now=T0, **fields):

@@ -277,6 +277,6 @@ async def test_acknowledgement_mail_states_the_configured_first_response_time(
     await write_acknowledgements(runtime, T0)
 
     async with runtime.sessions() as session:
-        written = await session.get(OutboundEmail, queued.id)
+        written = await session.get(OutboundEmail, queued)
     assert written is not None and written.raw is not None
     assert "innen 3 timer i åpningstiden" in text_part(parse(written.raw))

@@ -39,8 +39,9 @@ def defer_until_commit(session: AsyncSession) -> None:
 def _add_deferred(session: Session) -> None:
     deferred = session.info.get(_DEFERRED)
     if deferred:
-        # As plain rows: nothing reads them back, so the ORM's unit of work is not needed.
-        session.execute(insert_statement(AuditEvent), list(deferred))
+        # As plain rows on the connection: nothing reads them back, so neither the ORM's
+        # unit of work nor its execution layer is needed (the commit flushes the rest).
+        session.connection().execute(insert_statement(AuditEvent), list(deferred))
         deferred.clear()
 
 

@@ -30,6 +30,7 @@ from sqlmodel import col
 from helpdesk.config import Settings
 from helpdesk.inbound.linking import is_our_address
 from helpdesk.models import Message, OutboundEmail, Ticket
+from helpdesk.models.rows import insert_row
 from helpdesk.outbound.compose import OutgoingMail, Recipient, compose, to_bytes
 from helpdesk.outbound.headers import reply_subject
 from helpdesk.outbound.history import ThreadHeaders, replying_to, thread_headers
@@ -167,8 +168,8 @@ async def maybe_acknowledge(
     now: datetime,
     *,
     enabled: bool = True,
-) -> OutboundEmail | None:
-    """Queue the acknowledgement of a new ticket as an unwritten outbox row (or None).
+) -> int | None:
+    """Queue the acknowledgement of a new ticket as an unwritten outbox row; its id, or None.
 
     Call it for the first message of a newly created ticket, in the same transaction.
     Only the rules that need no query are applied here (machine mail, robots, our own
@@ -180,21 +181,21 @@ async def maybe_acknowledge(
     if refusal is not None or message.author_email is None:
         log.info("no acknowledgement for ticket #%s: %s", ticket.number, refusal)
         return None
-    assert ticket.id is not None and message.id is not None, "both rows are flushed"
-    row = OutboundEmail(
-        message_id=message.id,  # the mail it answers, until the worker writes its own
-        ticket_id=ticket.id,
-        kind="acknowledgement",
-        recipients=[address_key(message.author_email)],
-        rfc_message_id=new_message_id(settings, ticket),
-        raw=None,
-        status="queued",
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    return row
+    assert ticket.id is not None and message.id is not None, "both rows are written"
+    # A plain INSERT (every new ticket by mail passes here; nothing reads the row back).
+    row = {
+        "message_id": message.id,  # the mail it answers, until the worker writes its own
+        "ticket_id": ticket.id,
+        "kind": "acknowledgement",
+        "recipients": [address_key(message.author_email)],
+        "rfc_message_id": new_message_id(settings, ticket),
+        "raw": None,
+        "status": "queued",
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return await insert_row(session, OutboundEmail, row)
 
 
 async def write_acknowledgement(
