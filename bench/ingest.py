@@ -5,6 +5,11 @@ attachments and a few malformed messages. The floor is the least any ingest must
 parse with the stdlib and commit the raw bytes, one transaction per message — so the
 ratio shows what threading, classification and filing cost on top.
 
+Both run with the concurrency `helpdesk ingest` uses on that database (`--concurrency`
+overrides it): on PostgreSQL a few unrelated messages in flight at once
+(`helpdesk.inbound.bulk`), the floor with as many transactions in flight; on SQLite one
+at a time.
+
 Ingest only queues each acknowledgement (an unwritten outbox row); the outbox worker
 writes them before delivery. That step is timed separately after the ingest run, so its
 cost is reported rather than hidden.
@@ -41,7 +46,7 @@ import helpdesk.models  # noqa: E402,F401
 from helpdesk.bootstrap import build_runtime  # noqa: E402
 from helpdesk.config import Settings  # noqa: E402
 from helpdesk.db import create_engine  # noqa: E402
-from helpdesk.inbound.pipeline import ingest_raw  # noqa: E402
+from helpdesk.inbound.bulk import concurrency_for, ingest_many  # noqa: E402
 from helpdesk.outbound.acknowledgements import write_acknowledgements  # noqa: E402
 
 LEARNERS = [f"elev{i}@example.no" for i in range(4000)]
@@ -92,7 +97,7 @@ def build_corpus(count: int, seed: int = 7) -> list[bytes]:
     return corpus
 
 
-async def run_floor(url: str, corpus: list[bytes]) -> float:
+async def run_floor(url: str, corpus: list[bytes], concurrency: int) -> float:
     """Parse with the stdlib and insert the raw bytes, one commit per message.
 
     Through the application's own engine (`helpdesk.db.create_engine`: on SQLite WAL and
@@ -110,13 +115,18 @@ async def run_floor(url: str, corpus: list[bytes]) -> float:
     )
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
+    statement = table.insert()
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(raw: bytes) -> None:
+        async with slots:
+            email.message_from_bytes(raw, policy=email.policy.default)
+            async with engine.begin() as connection:
+                row = {"sha256": hashlib.sha256(raw).hexdigest(), "raw": raw}
+                await connection.execute(statement, row)
+
     started = time.perf_counter()
-    for raw in corpus:
-        email.message_from_bytes(raw, policy=email.policy.default)
-        async with engine.begin() as connection:
-            await connection.execute(
-                table.insert().values(sha256=hashlib.sha256(raw).hexdigest(), raw=raw)
-            )
+    await asyncio.gather(*(one(raw) for raw in corpus))
     elapsed = time.perf_counter() - started
     await engine.dispose()
     return len(corpus) / elapsed
@@ -124,13 +134,16 @@ async def run_floor(url: str, corpus: list[bytes]) -> float:
 
 @dataclass
 class IngestRun:
-    rate: float  # messages/second through ingest_raw
+    rate: float  # messages/second through ingest_many (ingest_raw for each)
+    concurrency: int
     outcomes: dict[str, int]
     acknowledgements: int  # written by the outbox worker's step afterwards
     acknowledgement_rate: float
 
 
-async def run_ingest(url: str, data_dir: Path, corpus: list[bytes]) -> IngestRun:
+async def run_ingest(
+    url: str, data_dir: Path, corpus: list[bytes], concurrency: int | None
+) -> IngestRun:
     runtime = build_runtime(
         Settings(
             database_url=url,
@@ -142,16 +155,18 @@ async def run_ingest(url: str, data_dir: Path, corpus: list[bytes]) -> IngestRun
     async with runtime.engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all)
     outcomes: dict[str, int] = {}
+    width = concurrency or concurrency_for(runtime)
     started = time.perf_counter()
-    for raw in corpus:
-        result = await ingest_raw(runtime, raw, "bench")
+    async for result in ingest_many(runtime, ((raw, "bench") for raw in corpus), concurrency=width):
         outcomes[result.status] = outcomes.get(result.status, 0) + 1
     elapsed = time.perf_counter() - started
     started = time.perf_counter()
     written = await write_acknowledgements(runtime)
     writing = time.perf_counter() - started
     await runtime.close()
-    return IngestRun(len(corpus) / elapsed, outcomes, written, written / writing if written else 0)
+    return IngestRun(
+        len(corpus) / elapsed, width, outcomes, written, written / writing if written else 0
+    )
 
 
 async def main() -> None:
@@ -159,6 +174,9 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--postgres", help="server URL; runs the PostgreSQL variant too")
     parser.add_argument("--no-sqlite", action="store_true", help="only the PostgreSQL variant")
+    parser.add_argument(
+        "--concurrency", type=int, help="messages in flight (default: what helpdesk ingest uses)"
+    )
     args = parser.parse_args()
     corpus = build_corpus(args.count)
     print(f"corpus: {len(corpus)} messages, {sum(map(len, corpus)) / 1e6:.1f} MB")
@@ -177,14 +195,15 @@ async def main() -> None:
                 names = [floor_name, ingest_name]
             try:
                 load_before = os.getloadavg()[0]
-                floor = await run_floor(floor_url, corpus)
-                run = await run_ingest(ingest_url, root / "var", corpus)
+                run = await run_ingest(ingest_url, root / "var", corpus, args.concurrency)
+                floor = await run_floor(floor_url, corpus, run.concurrency)
                 load_after = os.getloadavg()[0]
             finally:
                 for name in names:
                     await drop_postgres(server, name)  # type: ignore[arg-type]
         print(
-            f"{label}: ingest {run.rate:.0f} msg/s, floor {floor:.0f} msg/s, "
+            f"{label}, {run.concurrency} in flight: "
+            f"ingest {run.rate:.0f} msg/s, floor {floor:.0f} msg/s, "
             f"ratio {run.rate / floor:.2f}; outcomes {dict(sorted(run.outcomes.items()))}; "
             f"then {run.acknowledgements} acknowledgements written by the outbox worker's "
             f"step at {run.acknowledgement_rate:.0f}/s; "

@@ -34,6 +34,9 @@ from tests.privacy_flow import NOW, mail_in, request_of
 )
 def test_wording_suggests_the_kind(text: str, kind: str) -> None:
     assert suggested_kind(text) == kind
+    # Shouted, or mid-sentence after other words: the quick first look must not miss it.
+    assert suggested_kind(text.upper()) == kind
+    assert suggested_kind("Hei. Ang. kurset: " + text) == kind
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from helpdesk.bootstrap import build_runtime
 from helpdesk.config import Settings
+from helpdesk.inbound.bulk import concurrency_for, ingest_many
 from helpdesk.inbound.outcome import IngestUnavailable
-from helpdesk.inbound.pipeline import ingest_raw
 
 EX_TEMPFAIL = 75
 
@@ -36,15 +36,14 @@ async def run_ingest(settings: Settings, paths: list[str], as_mbox: bool) -> int
     """Ingest every message, one JSON line each; EX_TEMPFAIL when our side is unavailable."""
     runtime = build_runtime(settings)
     progress = _Progress(len(paths), as_mbox)
+    messages = iter_messages(paths, as_mbox)
     try:
-        for raw, source in iter_messages(paths, as_mbox):
-            try:
-                result = await ingest_raw(runtime, raw, source)
-            except IngestUnavailable as exc:
-                print(f"helpdesk ingest: {exc}; try again later", file=sys.stderr)
-                return EX_TEMPFAIL
+        async for result in ingest_many(runtime, messages, concurrency=concurrency_for(runtime)):
             print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
             progress.step()
+    except IngestUnavailable as exc:
+        print(f"helpdesk ingest: {exc}; try again later", file=sys.stderr)
+        return EX_TEMPFAIL
     except OSError as exc:
         print(f"helpdesk ingest: cannot read input: {exc.strerror or exc}", file=sys.stderr)
         return EX_TEMPFAIL if not paths else 66  # EX_NOINPUT for a missing file
