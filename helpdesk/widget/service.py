@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.adapters.storage import FileStorage
-from helpdesk.audit.service import record_event
+from helpdesk.audit.service import defer_until_commit, record_event
 from helpdesk.errors import NotFound, ValidationFailed
 from helpdesk.live import announce_ticket_change
 from helpdesk.models import Attachment, Message, Ticket, WidgetConversation
@@ -207,6 +207,7 @@ async def post_message(
     problems = body_problems(text, "body")
     if problems:
         raise ValidationFailed(problems)
+    defer_until_commit(session)  # the post's audit events: one plain INSERT at commit
     ticket = await session.get(Ticket, conversation.ticket_id, with_for_update=True)
     assert ticket is not None, "a conversation's ticket is deleted with it"
     draft = learner_draft(
