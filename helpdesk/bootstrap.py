@@ -6,7 +6,7 @@ adapters from a `Runtime`, so they run exactly the same services.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
@@ -19,6 +19,7 @@ from helpdesk.db import create_engine, create_session_factory
 from helpdesk.live import session_info, wait_for_published
 from helpdesk.operators.notifications import settings_info
 from helpdesk.tickets import service_levels
+from helpdesk.widget.limits import MemoryRateLimiter, RateLimiter, build_limiter
 
 
 @dataclass
@@ -33,10 +34,13 @@ class Runtime:
     # The taskiq broker while a web process runs (set by the app's lifespan); None in
     # commands and tests that send no tasks.
     broker: AsyncBroker | None = None
+    # The widget's and form's rate limits; in Redis (shared by all processes) when set.
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
 
     async def close(self) -> None:
         await wait_for_published()  # a command's last announcements still reach Redis
         await self.pubsub.close()
+        await self.limiter.close()
         await self.engine.dispose()
 
 
@@ -61,4 +65,5 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock=clock or SystemClock(),
         storage=LocalFileStorage(settings.data_dir / "files"),
         pubsub=pubsub,
+        limiter=build_limiter(settings.redis_url, prefix=f"{task_queue_name()}:limits:"),
     )

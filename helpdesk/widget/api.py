@@ -6,7 +6,6 @@ of another conversation is answered exactly like a wrong id (404).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ from helpdesk.widget import service, verification
 from helpdesk.widget.cors import widget_cors_middleware
 from helpdesk.widget.events import conversation_events, parse_last_event_id
 from helpdesk.widget.identity import verify_identity
-from helpdesk.widget.limits import Limit, limiter_for
+from helpdesk.widget.limits import Limit
 from helpdesk.widget.schemas import (
     ConfirmCodeIn,
     ConversationOut,
@@ -97,13 +96,13 @@ def check_honeypot(value: str) -> None:
         raise ValidationFailed({"website": "Leave this field empty."})
 
 
-def limit_posts(runtime: Runtime, request: Request[Any, Any, Any], conversation: str) -> None:
-    settings, now, limiter = runtime.settings, time.monotonic(), limiter_for(runtime)
+async def limit_posts(runtime: Runtime, request: Request[Any, Any, Any], conversation: str) -> None:
+    settings, limiter = runtime.settings, runtime.limiter
     per_ip = Limit(settings.widget_ip_posts_per_minute, 60, SLOW_DOWN)
-    limiter.hit("post-ip", client_address(request), per_ip, now)
+    await limiter.hit("post-ip", client_address(request), per_ip)
     if conversation:
         per_conversation = Limit(settings.widget_posts_per_minute, 60, SLOW_DOWN)
-        limiter.hit("post-conversation", conversation, per_conversation, now)
+        await limiter.hit("post-conversation", conversation, per_conversation)
 
 
 async def authorised(
@@ -136,13 +135,12 @@ class ConversationController(Controller):
             if data.identity_token
             else None
         )
-        limiter_for(runtime).hit(
+        await runtime.limiter.hit(
             "start-ip",
             client_address(request),
             Limit(runtime.settings.widget_new_conversations_per_hour, 3600, TOO_MANY_CONVERSATIONS),
-            time.monotonic(),
         )
-        limit_posts(runtime, request, "")
+        await limit_posts(runtime, request, "")
         started = await service.start_conversation(
             db_session,
             name=data.name,
@@ -195,7 +193,7 @@ class ConversationController(Controller):
     ) -> WidgetMessageOut:
         check_honeypot(data.website)
         conversation = await authorised(request, db_session, conversation_id)
-        limit_posts(runtime, request, conversation.public_id)
+        await limit_posts(runtime, request, conversation.public_id)
         message = await service.post_message(
             db_session, conversation, data.body, runtime.clock.now()
         )
@@ -217,7 +215,7 @@ class ConversationController(Controller):
         conversation = await authorised(request, db_session, conversation_id)
         upload = await read_upload(request)
         check_honeypot(upload.website)
-        limit_posts(runtime, request, conversation.public_id)
+        await limit_posts(runtime, request, conversation.public_id)
         message, attachment = await service.post_file(
             db_session,
             runtime.storage,

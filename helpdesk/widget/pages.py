@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from helpdesk.inbox.headers import SECURITY_HEADERS
 from helpdesk.models import Ticket, WidgetConversation
 from helpdesk.widget import service
 from helpdesk.widget.followup import link_state
-from helpdesk.widget.limits import Limit, limiter_for
+from helpdesk.widget.limits import Limit
 from helpdesk.widget.support_form import (
     PRIVACY_CHOICES,
     SupportRequest,
@@ -148,7 +147,7 @@ class SupportPages(Controller):
         try:
             # Counted once the form is valid: typing mistakes do not use up the limit.
             check_support_request(SupportRequest(**values))
-            limiter_for(runtime).hit(
+            await runtime.limiter.hit(
                 "form-ip",
                 request.client.host if request.client else "unknown",
                 Limit(
@@ -156,7 +155,6 @@ class SupportPages(Controller):
                     3600,
                     "Too many messages from your network. Please try again later.",
                 ),
-                time.monotonic(),
             )
             ticket = await submit_support_request(
                 db_session, runtime.settings, SupportRequest(**values), runtime.clock.now()
