@@ -83,7 +83,10 @@ async def ingest_many(
         try:
             return await ingest_raw(runtime, raw, source)
         finally:
-            in_flight.subtract(keys)
+            for key in keys:  # forgotten at zero: an mbox of a million messages stays small
+                in_flight[key] -= 1
+                if not in_flight[key]:
+                    del in_flight[key]
             finished.set()
 
     def running() -> int:
@@ -92,7 +95,7 @@ async def ingest_many(
     try:
         for raw, source in messages:
             keys = relation_keys(raw) if concurrency > 1 else frozenset()
-            while running() >= concurrency or any(in_flight[key] > 0 for key in keys):
+            while running() >= concurrency or any(key in in_flight for key in keys):
                 finished.clear()
                 await finished.wait()
                 while started and started[0].done():
