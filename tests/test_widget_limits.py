@@ -80,11 +80,10 @@ async def two_web_processes(
     shared = msgspec.structs.replace(
         widget_settings(settings), redis_url=redis_url, widget_posts_per_minute=3
     )
+    # A deployment of its own (the limits' key prefix), so earlier runs' windows do not count.
+    monkeypatch.setenv("HELPDESK_TASK_QUEUE", f"helpdesk-test:{uuid.uuid4().hex}")
     runtimes = [build_runtime(shared), build_runtime(shared)]
     await reset_database(runtimes[0])
-    # A fresh key space, so earlier runs' windows do not count.
-    monkeypatch.setattr(runtimes[0].limiter, "_prefix", f"limits-{uuid.uuid4().hex}:")
-    monkeypatch.setattr(runtimes[1].limiter, "_prefix", runtimes[0].limiter._prefix)  # type: ignore[attr-defined]
     clients = [
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=create_app(shared, runtime)),

@@ -9,7 +9,7 @@ its field defaults are filled in the same way, so the row is the one the ORM wou
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from pydantic_core import PydanticUndefined
@@ -60,10 +60,6 @@ async def insert_instance(session: AsyncSession, instance: SQLModel) -> None:
 def insert_statement(model: type[SQLModel]) -> Insert:
     """The model's plain INSERT, for executing many rows at once."""
     return _insert(model, returning=False)
-
-
-def rows_values(model: type[SQLModel], rows: Sequence[Row]) -> list[Row]:
-    return [row_values(model, values) for values in rows]
 
 
 @functools.cache
