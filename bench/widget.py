@@ -132,22 +132,63 @@ class Stream:
             line = await reader.readline()
             if not line:
                 return
-            text = line.decode("utf-8", "replace")
-            # Chunked framing lines (sizes) are skipped; data lines carry the JSON.
-            start = text.find("data: {")
+            # Chunked framing lines (sizes) are skipped; data lines carry the JSON. Only
+            # operator replies are timed, so only they are decoded.
+            start = line.find(b"data: {")
             if start < 0:
                 continue
-            message = json.loads(text[start + 6 :].rstrip("\r\n"))
             self.ready.set()
-            marker = message["text"]
-            if marker.startswith("reply-"):
-                arrivals.setdefault(marker, time.perf_counter())
+            if b'"reply-' in line:
+                message = json.loads(line[start + 6 :])
+                marker = message["text"]
+                if marker.startswith("reply-"):
+                    arrivals.setdefault(marker, time.perf_counter())
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
         if self.task is not None:
             self.task.cancel()
+
+
+class Poster:
+    """One learner client posting over a kept-alive HTTP/1.1 connection (plain asyncio).
+
+    httpx would cost the client more CPU per request than the server's own work, and the
+    client shares the cores with the server.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, token: str, body: dict[str, str]) -> int:
+        """POST a JSON body; the response's status (the body is read and dropped)."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        payload = json.dumps(body).encode()
+        self.writer.write(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n"
+            ).encode()
+            + payload
+        )
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -229,23 +270,28 @@ async def measure_replies(
 
 
 async def measure_posts(
-    http: httpx.AsyncClient, streams: list[Stream], posts: int, concurrency: int
+    port: int, streams: list[Stream], posts: int, concurrency: int
 ) -> dict[str, Any]:
     latencies: list[float] = []
     queue = list(range(posts))
 
     async def worker() -> None:
-        while queue:
-            n = queue.pop()
-            stream = random.choice(streams)
-            started = time.perf_counter()
-            response = await http.post(
-                f"/api/v1/widget/conversations/{stream.conversation}/messages",
-                json={"body": f"post {n}"},
-                headers={"Authorization": f"Bearer {stream.token}"},
-            )
-            response.raise_for_status()
-            latencies.append((time.perf_counter() - started) * 1000)
+        poster = Poster(port)
+        try:
+            while queue:
+                n = queue.pop()
+                stream = random.choice(streams)
+                started = time.perf_counter()
+                status = await poster.post(
+                    f"/api/v1/widget/conversations/{stream.conversation}/messages",
+                    stream.token,
+                    {"body": f"post {n}"},
+                )
+                if status != 201:
+                    raise RuntimeError(f"post answered {status}")
+                latencies.append((time.perf_counter() - started) * 1000)
+        finally:
+            poster.close()
 
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -296,8 +342,10 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: str) -> dic
         delivery = await measure_replies(http, operator, streams, arrivals, args.replies, args.rate)
         cpu_replies = sum(cpu_seconds(pid) for pid in pids)
         progress(f"replies: {delivery}")
-        intake = await measure_posts(http, streams, args.posts, args.concurrency)
+        client_before = time.process_time()
+        intake = await measure_posts(port, streams, args.posts, args.concurrency)
         cpu_posts = sum(cpu_seconds(pid) for pid in pids)
+        intake["client_cpu_ms"] = (time.process_time() - client_before) * 1000 / args.posts
         progress(f"posts: {intake}")
         delivery["server_cpu_ms"] = (cpu_replies - cpu_before) * 1000 / args.replies
         intake["server_cpu_ms"] = (cpu_posts - cpu_replies) * 1000 / args.posts

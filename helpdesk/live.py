@@ -64,10 +64,9 @@ def _publish_announced(session: Session) -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # a synchronous session outside the event loop: nobody listens
         return
-    for channel, data in pending:
-        task = loop.create_task(pubsub.publish(channel, data))
-        _IN_FLIGHT.add(task)
-        task.add_done_callback(_IN_FLIGHT.discard)
+    task = loop.create_task(pubsub.publish_all(pending))
+    _IN_FLIGHT.add(task)
+    task.add_done_callback(_IN_FLIGHT.discard)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -60,6 +60,33 @@ async def test_event_published_by_one_process_reaches_subscribers_of_another(
         await web_b.close()
 
 
+async def test_a_transactions_events_arrive_together_and_in_order(
+    redis_url: str, prefix: str
+) -> None:
+    publisher = RedisPubSub(redis_url, prefix=prefix)
+    listener = RedisPubSub(redis_url, prefix=prefix)
+    try:
+        async with listener.subscribe("ticket:7", "inbox") as subscription:
+            await publisher.publish_all(
+                [
+                    ("ticket:7", {"type": "message", "message": 1}),
+                    ("inbox", {"type": "ticket", "ticket": 1007}),
+                    ("ticket:8", {"type": "message", "message": 2}),  # nobody listens here
+                    ("ticket:7", {"type": "ticket"}),
+                ]
+            )
+            got = [await subscription.next_within(3) for _ in range(3)]
+            assert await subscription.next_within(0.3) is None
+        assert [(e.channel, e.data) if e else None for e in got] == [
+            ("ticket:7", {"type": "message", "message": 1}),
+            ("inbox", {"type": "ticket", "ticket": 1007}),
+            ("ticket:7", {"type": "ticket"}),
+        ]
+    finally:
+        await publisher.close()
+        await listener.close()
+
+
 async def test_subscribers_resync_after_redis_drops_the_connection(
     redis_url: str, prefix: str
 ) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,8 +64,11 @@ class Subscription:
 class PubSub(Protocol):
     async def publish(self, channel: str, data: Mapping[str, Any]) -> None: ...
 
-    def subscribe(self, *channels: str) -> contextlib.AbstractAsyncContextManager[Subscription]:
+    async def publish_all(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Several events at once, in order (a transaction's announcements)."""
         ...
+
+    def subscribe(self, *channels: str) -> contextlib.AbstractAsyncContextManager[Subscription]: ...
 
     async def close(self) -> None: ...
 
@@ -110,6 +113,10 @@ class InMemoryPubSub:
     async def publish(self, channel: str, data: Mapping[str, Any]) -> None:
         self._hub.deliver(channel, dict(data))
 
+    async def publish_all(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        for channel, data in events:
+            self._hub.deliver(channel, dict(data))
+
     @contextlib.asynccontextmanager
     async def subscribe(self, *channels: str) -> AsyncIterator[Subscription]:
         subscription = Subscription(channels)
@@ -148,11 +155,18 @@ class RedisPubSub:
         self._listening = asyncio.Event()
 
     async def publish(self, channel: str, data: Mapping[str, Any]) -> None:
-        payload = json.dumps(dict(data), separators=(",", ":"))
+        await self.publish_all([(channel, data)])
+
+    async def publish_all(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """One round trip for all of them (a pipeline without MULTI)."""
         try:
-            await self._redis.publish(self._prefix + channel, payload)
-        except Exception as exc:  # a nudge lost; subscribers resync when Redis is back
-            log.warning("live update not published on %s: %s", channel, exc)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel, data in events:
+                    payload = json.dumps(dict(data), separators=(",", ":"))
+                    pipe.publish(self._prefix + channel, payload)
+                await pipe.execute()
+        except Exception as exc:  # nudges lost; subscribers resync when Redis is back
+            log.warning("live updates not published on %s: %s", [c for c, _ in events], exc)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, *channels: str) -> AsyncIterator[Subscription]:

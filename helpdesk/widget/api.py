@@ -26,6 +26,7 @@ from helpdesk.tickets.attachments import content_disposition
 from helpdesk.widget import service, verification
 from helpdesk.widget.cors import widget_cors_middleware
 from helpdesk.widget.events import conversation_events, parse_last_event_id
+from helpdesk.widget.feed import learner_feed
 from helpdesk.widget.identity import verify_identity
 from helpdesk.widget.limits import Limit
 from helpdesk.widget.schemas import (
@@ -172,10 +173,10 @@ class ConversationController(Controller):
         after: int | None = None,
     ) -> MessageListOut:
         conversation = await authorised(request, db_session, conversation_id)
-        rows = await service.visible_messages_with_files(
-            db_session, conversation.ticket_id, after=after
+        items = await learner_feed(
+            await db_session.connection(), conversation.ticket_id, after=after
         )
-        return MessageListOut(items=[message_out(m, files) for m, files in rows])
+        return MessageListOut(items=items)
 
     @post(
         "/{conversation_id:str}/messages",

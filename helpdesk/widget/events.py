@@ -15,16 +15,15 @@ import time
 from collections.abc import AsyncIterator
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpdesk.bootstrap import Runtime
-from helpdesk.models import WidgetConversation
-from helpdesk.widget.schemas import message_out
-from helpdesk.widget.service import visible_messages_with_files
+from helpdesk.db import reading
+from helpdesk.widget.feed import conversation_ticket, learner_feed
 
 HEARTBEAT_SECONDS = 15.0
 STREAM_SECONDS = 30 * 60
 RETRY_MS = 2000
+_ENCODER = msgspec.json.Encoder()
 
 
 def sse_message(message_id: int, data: bytes) -> bytes:
@@ -54,19 +53,21 @@ async def conversation_events(
     async with runtime.pubsub.subscribe(f"ticket:{ticket_id}") as subscription:
         kind = "resync"  # at the start: catch up, and make sure the conversation is here
         while True:
-            async with runtime.sessions() as session:
+            async with reading(runtime.engine) as connection:
                 # "ticket" (status, or the conversation moved on): only the move matters;
                 # "message": only the new messages; "resync": both.
-                if kind != "message" and await _moved(session, conversation_id, ticket_id):
+                if (
+                    kind != "message"
+                    and await conversation_ticket(connection, conversation_id) != ticket_id
+                ):
                     return  # the conversation went on in a follow-up ticket: reconnect there
                 fresh = (
-                    await visible_messages_with_files(session, ticket_id, after=last_id)
+                    await learner_feed(connection, ticket_id, after=last_id)
                     if kind != "ticket"
                     else []
                 )
-            for message, files in fresh:
-                assert message.id is not None
-                yield sse_message(message.id, msgspec.json.encode(message_out(message, files)))
+            for message in fresh:
+                yield sse_message(message.id, _ENCODER.encode(message))
                 last_id = message.id
             event = None
             while event is None:
@@ -79,8 +80,3 @@ async def conversation_events(
                 elif event.data.get("type") not in ("message", "resync", "ticket"):
                     event = None
             kind = str(event.data.get("type"))
-
-
-async def _moved(session: AsyncSession, conversation_id: int, ticket_id: int) -> bool:
-    conversation = await session.get(WidgetConversation, conversation_id)
-    return conversation is None or conversation.ticket_id != ticket_id

@@ -98,19 +98,40 @@ class VerificationOut(Struct):
 def message_out(message: Message, attachments: Sequence[Attachment] = ()) -> WidgetMessageOut:
     """A message as the learner sees it (operators by name only, never their address)."""
     assert message.id is not None
-    inbound = message.direction == "inbound"
-    return WidgetMessageOut(
-        id=message.id,
-        direction="inbound" if inbound else "outbound",
-        author=WidgetAuthorOut(kind="learner" if inbound else "operator", name=message.author_name),
-        created_at=message.created_at,
-        text=message.text if inbound else (message.reply_text or message.text),
-        attachments=[
+    return widget_message(
+        message.id,
+        message.direction,
+        message.author_name,
+        message.created_at,
+        message.text,
+        message.reply_text,
+        [
             WidgetAttachmentOut(
                 id=a.id or 0, filename=a.filename, content_type=a.content_type, size=a.size
             )
             for a in attachments
         ],
+    )
+
+
+def widget_message(
+    message_id: int,
+    direction: str,
+    author_name: str | None,
+    created_at: datetime,
+    text: str,
+    reply_text: str,
+    attachments: list[WidgetAttachmentOut],
+) -> WidgetMessageOut:
+    """The chat bubble of a message's columns: an operator's reply without its quoted history."""
+    inbound = direction == "inbound"
+    return WidgetMessageOut(
+        id=message_id,
+        direction="inbound" if inbound else "outbound",
+        author=WidgetAuthorOut(kind="learner" if inbound else "operator", name=author_name),
+        created_at=created_at,
+        text=text if inbound else (reply_text or text),
+        attachments=attachments,
     )
 
 

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -33,7 +33,7 @@ from helpdesk.tickets.lifecycle import (
     target,
 )
 from helpdesk.widget.followup import cancel_unseen_mail
-from helpdesk.widget.uploads import attachments_of, checked_upload, store_upload
+from helpdesk.widget.uploads import checked_upload, store_upload
 
 MAX_NAME = 200
 MAX_EMAIL = 254
@@ -148,6 +148,13 @@ def learner_draft(
     )
 
 
+# Built once: every widget request looks its conversation up this way.
+_BY_ID_AND_TOKEN = select(WidgetConversation).where(
+    col(WidgetConversation.public_id) == bindparam("public_id"),
+    col(WidgetConversation.token_hash) == bindparam("token_hash"),
+)
+
+
 def touch(conversation: WidgetConversation, now: datetime) -> None:
     """Record the learner's activity, to the minute (one UPDATE less on most requests)."""
     if now - conversation.last_seen_at >= SEEN_RESOLUTION:
@@ -161,10 +168,7 @@ async def find_conversation(
     if not token or len(token) > 200 or len(public_id) > 32:
         raise NotFound("No such conversation.")
     conversation = await session.scalar(
-        select(WidgetConversation).where(
-            col(WidgetConversation.public_id) == public_id,
-            col(WidgetConversation.token_hash) == hash_token(token),
-        )
+        _BY_ID_AND_TOKEN, {"public_id": public_id, "token_hash": hash_token(token)}
     )
     if conversation is None:
         raise NotFound("No such conversation.")
@@ -188,15 +192,6 @@ async def visible_messages(
         query = query.where(col(Message.id) > after)
     query = query.order_by(col(Message.id)).limit(limit)
     return list((await session.scalars(query)).all())
-
-
-async def visible_messages_with_files(
-    session: AsyncSession, ticket_id: int, *, after: int | None = None
-) -> list[tuple[Message, list[Attachment]]]:
-    """`visible_messages` with each message's attachments."""
-    messages = await visible_messages(session, ticket_id, after=after)
-    files = await attachments_of(session, [m.id for m in messages if m.id is not None])
-    return [(m, files.get(m.id or 0, [])) for m in messages]
 
 
 async def post_message(

@@ -7,9 +7,7 @@ like mail attachments, once by SHA-256 under the data dir (`runtime.storage`).
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from helpdesk.adapters.storage import FileStorage
 from helpdesk.errors import PayloadTooLarge, ValidationFailed
@@ -82,20 +80,3 @@ async def store_upload(
     session.add(attachment)
     await session.flush()
     return attachment
-
-
-async def attachments_of(
-    session: AsyncSession, message_ids: list[int]
-) -> dict[int, list[Attachment]]:
-    """The attachments of these messages, by message id (non-inline ones only)."""
-    if not message_ids:
-        return {}
-    rows = await session.scalars(
-        select(Attachment)
-        .where(col(Attachment.message_id).in_(message_ids), col(Attachment.inline).is_(False))
-        .order_by(col(Attachment.id))
-    )
-    found: dict[int, list[Attachment]] = {}
-    for row in rows:
-        found.setdefault(row.message_id, []).append(row)
-    return found
