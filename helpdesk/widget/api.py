@@ -193,10 +193,12 @@ class ConversationController(Controller):
         data: PostMessageIn,
     ) -> WidgetMessageOut:
         check_honeypot(data.website)
-        conversation = await authorised(request, db_session, conversation_id)
+        conversation, ticket = await service.find_conversation_for_posting(
+            db_session, conversation_id, bearer_token(request)
+        )
         await limit_posts(runtime, request, conversation.public_id)
         message = await service.post_message(
-            db_session, conversation, data.body, runtime.clock.now()
+            db_session, conversation, data.body, runtime.clock.now(), ticket=ticket
         )
         return message_out(message)
 

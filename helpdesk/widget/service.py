@@ -153,6 +153,16 @@ _BY_ID_AND_TOKEN = select(WidgetConversation).where(
     col(WidgetConversation.public_id) == bindparam("public_id"),
     col(WidgetConversation.token_hash) == bindparam("token_hash"),
 )
+# A learner's post: the conversation and its ticket, locked for the new message, at once.
+_BY_ID_AND_TOKEN_FOR_POSTING = (
+    select(WidgetConversation, Ticket)
+    .join(Ticket, col(Ticket.id) == col(WidgetConversation.ticket_id))
+    .where(
+        col(WidgetConversation.public_id) == bindparam("public_id"),
+        col(WidgetConversation.token_hash) == bindparam("token_hash"),
+    )
+    .with_for_update(of=Ticket)
+)
 
 
 def touch(conversation: WidgetConversation, now: datetime) -> None:
@@ -165,14 +175,26 @@ async def find_conversation(
     session: AsyncSession, public_id: str, token: str | None
 ) -> WidgetConversation:
     """The conversation this token opens; 404 for a wrong id, a wrong token or none."""
-    if not token or len(token) > 200 or len(public_id) > 32:
-        raise NotFound("No such conversation.")
-    conversation = await session.scalar(
-        _BY_ID_AND_TOKEN, {"public_id": public_id, "token_hash": hash_token(token)}
-    )
+    conversation = await session.scalar(_BY_ID_AND_TOKEN, _lookup(public_id, token))
     if conversation is None:
         raise NotFound("No such conversation.")
     return conversation
+
+
+async def find_conversation_for_posting(
+    session: AsyncSession, public_id: str, token: str | None
+) -> tuple[WidgetConversation, Ticket]:
+    """`find_conversation` and its ticket, locked (FOR UPDATE) for `post_message`."""
+    found = (await session.execute(_BY_ID_AND_TOKEN_FOR_POSTING, _lookup(public_id, token))).first()
+    if found is None:
+        raise NotFound("No such conversation.")
+    return found[0], found[1]
+
+
+def _lookup(public_id: str, token: str | None) -> dict[str, str]:
+    if not token or len(token) > 200 or len(public_id) > 32:
+        raise NotFound("No such conversation.")
+    return {"public_id": public_id, "token_hash": hash_token(token)}
 
 
 def learner_visible():  # type: ignore[no-untyped-def]
@@ -195,16 +217,26 @@ async def visible_messages(
 
 
 async def post_message(
-    session: AsyncSession, conversation: WidgetConversation, body: str, now: datetime
+    session: AsyncSession,
+    conversation: WidgetConversation,
+    body: str,
+    now: datetime,
+    *,
+    ticket: Ticket | None = None,
 ) -> Message:
-    """The learner writes again; on a closed ticket the conversation moves to a follow-up."""
+    """The learner writes again; on a closed ticket the conversation moves to a follow-up.
+
+    `ticket` is the conversation's ticket when the caller holds it locked already
+    (`find_conversation_for_posting`); otherwise it is read and locked here.
+    """
     text = clean_text(body).strip()
     problems = body_problems(text, "body")
     if problems:
         raise ValidationFailed(problems)
     defer_until_commit(session)  # the post's audit events: one plain INSERT at commit
-    ticket = await session.get(Ticket, conversation.ticket_id, with_for_update=True)
-    assert ticket is not None, "a conversation's ticket is deleted with it"
+    if ticket is None:
+        ticket = await session.get(Ticket, conversation.ticket_id, with_for_update=True)
+    assert ticket is not None and ticket.id == conversation.ticket_id
     draft = learner_draft(
         conversation.name, conversation.email, text, verified=conversation.verified_at is not None
     )
