@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import msgspec
@@ -251,6 +252,26 @@ async def test_fast_posting_in_one_conversation_is_told_to_slow_down(runtime, cl
         f"{CONVERSATIONS}/{other}/messages", json={"body": "hei"}, headers=auth(other_token)
     )
     assert ok.status_code == 201
+
+
+async def test_messages_posted_at_once_in_one_conversation_all_arrive(runtime, client) -> None:
+    conversation, token = await start(client)
+    url = f"{CONVERSATIONS}/{conversation}/messages"
+
+    sent = await asyncio.gather(
+        *(client.post(url, json={"body": f"linje {n}"}, headers=auth(token)) for n in range(12))
+    )
+
+    assert [response.status_code for response in sent] == [201] * 12
+    listed = (await client.get(url, headers=auth(token))).json()["items"]
+    assert sorted(m["text"] for m in listed[1:]) == sorted(f"linje {n}" for n in range(12))
+    ticket = await ticket_of(runtime, conversation)
+    assert ticket.status == "new" and ticket.channel == "widget"
+    async with runtime.sessions() as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Message).where(Message.ticket_id == ticket.id)
+        )
+    assert stored == 13
 
 
 async def test_many_new_conversations_from_one_address_are_refused(runtime, client) -> None:
