@@ -46,6 +46,38 @@ async def test_two_processes_count_against_one_limit(redis_url: str, prefix: str
         await web_b.close()
 
 
+@pytest.mark.parametrize("where", ["redis", "process"])
+async def test_a_request_checked_against_two_limits_is_counted_in_both_or_neither(
+    request: pytest.FixtureRequest, prefix: str, where: str
+) -> None:
+    limiter = (
+        RedisRateLimiter(request.getfixturevalue("redis_url"), prefix)
+        if where == "redis"
+        else MemoryRateLimiter()
+    )
+    per_ip = Limit(5, 60, "Your network is sending too much.")
+    try:
+        for _ in range(3):
+            await limiter.hit_all(
+                [("post-ip", "10.0.0.1", per_ip), ("post-c", "c1", THREE_A_MINUTE)]
+            )
+        with pytest.raises(RateLimited) as refused:
+            await limiter.hit_all(
+                [("post-ip", "10.0.0.1", per_ip), ("post-c", "c1", THREE_A_MINUTE)]
+            )
+        assert refused.value.detail == "Please wait a moment."  # the conversation's limit
+        # The refused request did not use up the address's window: two more fit, not one.
+        await limiter.hit_all([("post-ip", "10.0.0.1", per_ip), ("post-c", "c2", THREE_A_MINUTE)])
+        await limiter.hit_all([("post-ip", "10.0.0.1", per_ip), ("post-c", "c3", THREE_A_MINUTE)])
+        with pytest.raises(RateLimited) as refused:
+            await limiter.hit_all(
+                [("post-ip", "10.0.0.1", per_ip), ("post-c", "c4", THREE_A_MINUTE)]
+            )
+        assert refused.value.detail == "Your network is sending too much."
+    finally:
+        await limiter.close()
+
+
 async def test_a_window_empties_as_its_hits_grow_old(redis_url: str, prefix: str) -> None:
     limiter = RedisRateLimiter(redis_url, prefix)
     try:

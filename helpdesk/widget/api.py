@@ -28,7 +28,7 @@ from helpdesk.widget.cors import widget_cors_middleware
 from helpdesk.widget.events import conversation_events, parse_last_event_id
 from helpdesk.widget.feed import learner_feed
 from helpdesk.widget.identity import verify_identity
-from helpdesk.widget.limits import Limit
+from helpdesk.widget.limits import Check, Limit
 from helpdesk.widget.schemas import (
     ConfirmCodeIn,
     ConversationOut,
@@ -98,12 +98,18 @@ def check_honeypot(value: str) -> None:
 
 
 async def limit_posts(runtime: Runtime, request: Request[Any, Any, Any], conversation: str) -> None:
-    settings, limiter = runtime.settings, runtime.limiter
-    per_ip = Limit(settings.widget_ip_posts_per_minute, 60, SLOW_DOWN)
-    await limiter.hit("post-ip", client_address(request), per_ip)
+    settings = runtime.settings
+    checks: list[Check] = [
+        (
+            "post-ip",
+            client_address(request),
+            Limit(settings.widget_ip_posts_per_minute, 60, SLOW_DOWN),
+        )
+    ]
     if conversation:
         per_conversation = Limit(settings.widget_posts_per_minute, 60, SLOW_DOWN)
-        await limiter.hit("post-conversation", conversation, per_conversation)
+        checks.append(("post-conversation", conversation, per_conversation))
+    await runtime.limiter.hit_all(checks)
 
 
 async def authorised(

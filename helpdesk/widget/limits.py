@@ -18,6 +18,7 @@ import math
 import secrets
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,9 +36,16 @@ class Limit:
     message: str
 
 
+# One window to count a hit in: (limit name, key, limit), e.g. ("post-ip", "10.0.0.1", …).
+Check = tuple[str, str, Limit]
+
+
 class RateLimiter(Protocol):
     async def hit(self, name: str, key: str, limit: Limit) -> None:
         """Count one hit, or raise RateLimited when the window is already full."""
+
+    async def hit_all(self, checks: Sequence[Check]) -> None:
+        """Count one hit in each window, or none and raise RateLimited when one is full."""
 
     async def close(self) -> None: ...
 
@@ -50,9 +58,21 @@ class MemoryRateLimiter:
         self._max_keys = max_keys
 
     async def hit(self, name: str, key: str, limit: Limit) -> None:
-        self.hit_at(name, key, limit, time.monotonic())
+        self.hit_all_at([(name, key, limit)], time.monotonic())
 
-    def hit_at(self, name: str, key: str, limit: Limit, now: float) -> None:
+    async def hit_all(self, checks: Sequence[Check]) -> None:
+        self.hit_all_at(checks, time.monotonic())
+
+    def hit_all_at(self, checks: Sequence[Check], now: float) -> None:
+        windows = [self._window(name, key, limit, now) for name, key, limit in checks]
+        for window, (_, _, limit) in zip(windows, checks, strict=True):
+            if len(window) >= limit.hits:
+                raise RateLimited(limit.message, _retry_after(window[0] + limit.seconds - now))
+        for window in windows:
+            window.append(now)
+
+    def _window(self, name: str, key: str, limit: Limit, now: float) -> deque[float]:
+        """The key's recent hits, those that left the window dropped."""
         window = self._hits.get((name, key))
         if window is None:
             if len(self._hits) >= self._max_keys:
@@ -60,9 +80,7 @@ class MemoryRateLimiter:
             window = self._hits[(name, key)] = deque()
         while window and window[0] <= now - limit.seconds:
             window.popleft()
-        if len(window) >= limit.hits:
-            raise RateLimited(limit.message, _retry_after(window[0] + limit.seconds - now))
-        window.append(now)
+        return window
 
     async def close(self) -> None:
         return None
@@ -72,18 +90,25 @@ class MemoryRateLimiter:
             del self._hits[key]
 
 
-# One sorted set per key, scored by the time of each hit: drop the hits that left the
-# window, refuse when it is full (answering when its oldest hit leaves), else add this
-# one. A script, so two processes counting the same key at once cannot both slip in.
-_SLIDING_WINDOW = """
-local now, window, hits = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= hits then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return tostring(tonumber(oldest[2]) + window - now)
+# One sorted set per key, scored by the time of each hit. For each key: drop the hits that
+# left its window; if one window is full, refuse (naming which, and when its oldest hit
+# leaves) and count nothing; else add this hit to every key. A script, so two processes
+# counting the same key at once cannot both slip in. ARGV: now, member, then the window
+# seconds and the hits allowed of each key in turn.
+_SLIDING_WINDOWS = """
+local now, member = tonumber(ARGV[1]), ARGV[2]
+for i, key in ipairs(KEYS) do
+  local window, hits = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= hits then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return {i, tostring(tonumber(oldest[2]) + window - now)}
+  end
 end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[1 + 2 * i]) * 1000))
+end
 return false
 """
 
@@ -97,24 +122,32 @@ class RedisRateLimiter:
         self._redis = redis_asyncio.Redis.from_url(
             redis_url, socket_connect_timeout=2, socket_timeout=2, client_name="helpdesk-limits"
         )
-        self._script: Any = self._redis.register_script(_SLIDING_WINDOW)
+        self._script: Any = self._redis.register_script(_SLIDING_WINDOWS)
         self._prefix = prefix
         self._fallback = MemoryRateLimiter()
 
     async def hit(self, name: str, key: str, limit: Limit) -> None:
+        await self.hit_all([(name, key, limit)])
+
+    async def hit_all(self, checks: Sequence[Check]) -> None:
+        """All the windows in one script call: one round trip for a request's limits."""
         now = time.time()  # wall-clock time: the windows are shared between machines
-        member = f"{now:.6f}:{secrets.token_hex(4)}"
+        args: list[Any] = [repr(now), f"{now:.6f}:{secrets.token_hex(4)}"]
+        for _, _, limit in checks:
+            args += [repr(limit.seconds), limit.hits]
         try:
             refused = await self._script(
-                keys=[f"{self._prefix}{name}:{key}"],
-                args=[repr(now), repr(limit.seconds), limit.hits, member],
+                keys=[f"{self._prefix}{name}:{key}" for name, key, _ in checks], args=args
             )
         except Exception as exc:  # Redis away: count here rather than refuse everyone
-            log.warning("rate limit %s counted in this process: Redis failed (%s)", name, exc)
-            await self._fallback.hit(name, key, limit)
+            names = [name for name, _, _ in checks]
+            log.warning("rate limits %s counted in this process: Redis failed (%s)", names, exc)
+            await self._fallback.hit_all(checks)
             return
-        if refused is not None:
-            raise RateLimited(limit.message, _retry_after(float(refused)))
+        if refused:
+            which, retry = refused
+            limit = checks[int(which) - 1][2]
+            raise RateLimited(limit.message, _retry_after(float(retry)))
 
     async def close(self) -> None:
         await self._redis.aclose()
