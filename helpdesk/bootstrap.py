@@ -7,7 +7,7 @@ adapters from a `Runtime`, so they run exactly the same services.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,8 +21,13 @@ from helpdesk.operators.notifications import settings_info
 from helpdesk.tickets import service_levels
 from helpdesk.widget.limits import MemoryRateLimiter, RateLimiter, build_limiter
 
-if TYPE_CHECKING:  # taskiq (and the aiohttp it imports) costs a piped `helpdesk ingest` 0.2 s
+# taskiq (and the aiohttp it imports) would cost every piped `helpdesk ingest` 0.2 s, and
+# commands send no tasks. At run time the broker field is typed Any: Litestar's signature
+# checks read the annotations of this dataclass when a handler takes the runtime.
+if TYPE_CHECKING:
     from taskiq import AsyncBroker
+else:
+    AsyncBroker = Any
 
 
 @dataclass
