@@ -10,9 +10,9 @@ learners and the operators:
 3. operators reply (POST /api/v1/tickets/{n}/replies) to random conversations, paced;
    latency = from sending the reply request to the event arriving on that learner's
    stream (the reply's commit, the pub/sub nudge, the stream's re-read and the write),
-4. learners post messages as fast as C concurrent clients can (POST …/messages) while
-   the streams stay open; each post also nudges its own stream. Throughput and latency
-   percentiles.
+4. learners post messages as fast as C concurrent clients can (POST …/messages, plain
+   kept-alive sockets) while the streams stay open; each post also nudges its own stream.
+   Throughput, latency percentiles, and the CPU per post of the server and of this client.
 
     .venv/bin/python bench/widget.py                         # SQLite, 1,000 streams
     .venv/bin/python bench/widget.py --postgres postgresql+asyncpg://postgres@127.0.0.1/postgres
@@ -406,7 +406,8 @@ def main() -> None:
         f"| {database} | {pubsub} | {args.streams} | {d['arrived']}/{d['replies']} | "
         f"{d['p50']:.0f} | {d['p95']:.0f} | {d['p99']:.0f} | {d['max']:.0f} | "
         f"{i['rate']:.0f} | {i['p50']:.0f} | {i['p99']:.0f} | "
-        f"{d['server_cpu_ms']:.1f} | {i['server_cpu_ms']:.1f} |"
+        f"{d['server_cpu_ms']:.1f} | {i['server_cpu_ms']:.1f} | {i['client_cpu_ms']:.2f} | "
+        f"{result['load']:.1f} |"
     )
 
 
