@@ -27,7 +27,7 @@ from helpdesk.deps import (
 )
 from helpdesk.error_handlers import EXCEPTION_HANDLERS
 from helpdesk.inbox.routes import inbox_router
-from helpdesk.inbox.service_level_display import install_template_globals
+from helpdesk.inbox.service_level_display import configure_template_engine
 from helpdesk.learners.api import LearnerSyncController
 from helpdesk.outbound.api import outbound_api
 from helpdesk.privacy.api import PrivacyRequestController, TicketPrivacyController
@@ -102,7 +102,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=templates_dir(),
             engine=JinjaTemplateEngine,
-            engine_callback=install_template_globals,
+            engine_callback=configure_template_engine,
         ),
         # Logging is configured by the process entry point (helpdesk.redaction), not by
         # Litestar, so every record passes the address-redacting filter.

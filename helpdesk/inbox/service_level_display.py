@@ -55,10 +55,16 @@ def service_level_views(ticket: Any, now: datetime | None = None) -> list[DueVie
     return views
 
 
-def install_template_globals(engine: Any) -> None:
-    """Litestar `engine_callback`: `service_levels(ticket)` and `is_past(moment)` in templates."""
+def configure_template_engine(engine: Any) -> None:
+    """Litestar `engine_callback`: `service_levels(ticket)` and `is_past(moment)` in templates.
+
+    Templates ship with the code, so Jinja need not stat() each template file (and every
+    file it includes) on every render to see whether it changed; a template edited while
+    `helpdesk serve` runs takes effect at the next start.
+    """
     engine.engine.globals["service_levels"] = service_level_views
     engine.engine.globals["is_past"] = is_past
+    engine.engine.auto_reload = False
 
 
 def is_past(moment: datetime | None) -> bool:

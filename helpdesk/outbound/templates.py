@@ -61,6 +61,7 @@ def mail_environment(directory: Path) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the code: no stat() per render
     )
     environment.filters["local_time"] = local_time
     environment.filters["quote"] = quote_lines
