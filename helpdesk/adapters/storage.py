@@ -35,7 +35,12 @@ def content_address(area: str, content: bytes) -> StoredFile:
 
 
 def write_atomically(target: Path, content: bytes) -> None:
-    """Write via a temporary file, fsync, rename: readers never see a partial file."""
+    """Write via a temporary file, fsync, rename: readers never see a partial file.
+
+    The directory is fsynced after the rename too: until then the new name may exist only
+    in memory, and a power cut after the database committed a row pointing at the file
+    could leave the row without its file (a raw message or attachment lost).
+    """
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -46,6 +51,24 @@ def write_atomically(target: Path, content: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    fsync_directory(target.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the entries of `directory` (new names, renames) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_directories(directory: Path) -> None:
+    """`mkdir -p` whose new directories survive a crash (each one's parent fsynced)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    for made in reversed(missing):
+        fsync_directory(made.parent)
 
 
 class LocalFileStorage:
@@ -60,7 +83,7 @@ class LocalFileStorage:
         target = self.root / stored.path
         if not target.exists():
             if target.parent not in self._made_dirs:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                make_directories(target.parent)
                 self._made_dirs.add(target.parent)
             write_atomically(target, content)
         return stored
