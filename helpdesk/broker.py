@@ -66,6 +66,7 @@ from taskiq_redis import RedisStreamBroker
 import helpdesk
 from helpdesk.bootstrap import Runtime, build_runtime
 from helpdesk.config import EX_CONFIG, ConfigError, Settings, task_queue_name
+from helpdesk.process_memory import freeze_startup_objects
 from helpdesk.redaction import configure_logging
 
 log = logging.getLogger("helpdesk.broker")
@@ -250,6 +251,7 @@ async def _work(broker: AsyncBroker) -> int:
     if not await _until_reachable(broker.startup, stop, "worker"):
         return 0
     log.info("worker started; tasks: %s", ", ".join(sorted(broker.get_all_tasks())))
+    freeze_startup_objects()
     try:
         with ThreadPoolExecutor(max_workers=4) as executor:
             while not stop.is_set():
