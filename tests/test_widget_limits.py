@@ -78,6 +78,20 @@ async def test_a_request_checked_against_two_limits_is_counted_in_both_or_neithe
         await limiter.close()
 
 
+def test_a_full_table_of_windows_forgets_idle_keys_and_still_counts_new_ones() -> None:
+    limiter = MemoryRateLimiter(max_keys=3)
+    once = Limit(1, 60, "Wait.")
+    limiter.hit_all_at([("post-ip", "10.0.0.1", once), ("post-c", "c1", once)], now=0)
+
+    # An hour later the table is full for two more keys: the idle ones make room, and
+    # both new windows keep their hit.
+    limiter.hit_all_at([("post-ip", "10.0.0.2", once), ("post-c", "c2", once)], now=4000)
+
+    for check in [("post-ip", "10.0.0.2", once), ("post-c", "c2", once)]:
+        with pytest.raises(RateLimited):
+            limiter.hit_all_at([check], now=4001)
+
+
 async def test_a_window_empties_as_its_hits_grow_old(redis_url: str, prefix: str) -> None:
     limiter = RedisRateLimiter(redis_url, prefix)
     try:

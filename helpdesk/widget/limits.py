@@ -64,6 +64,8 @@ class MemoryRateLimiter:
         self.hit_all_at(checks, time.monotonic())
 
     def hit_all_at(self, checks: Sequence[Check], now: float) -> None:
+        if len(self._hits) + len(checks) > self._max_keys:
+            self._forget_idle(now)  # before taking windows out, so none is dropped meanwhile
         windows = [self._window(name, key, limit, now) for name, key, limit in checks]
         for window, (_, _, limit) in zip(windows, checks, strict=True):
             if len(window) >= limit.hits:
@@ -75,8 +77,6 @@ class MemoryRateLimiter:
         """The key's recent hits, those that left the window dropped."""
         window = self._hits.get((name, key))
         if window is None:
-            if len(self._hits) >= self._max_keys:
-                self._forget_idle(now)
             window = self._hits[(name, key)] = deque()
         while window and window[0] <= now - limit.seconds:
             window.popleft()
