@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -43,48 +44,50 @@ def prefix() -> str:
     return f"helpdesk-test-live:{uuid.uuid4().hex}:"
 
 
-async def test_event_published_by_one_process_reaches_subscribers_of_another(
+@pytest.fixture
+async def two_processes(
     redis_url: str, prefix: str
-) -> None:
-    web_a = RedisPubSub(redis_url, prefix=prefix)
-    web_b = RedisPubSub(redis_url, prefix=prefix)
-    try:
-        async with web_b.subscribe("ticket:5") as first, web_b.subscribe("ticket:5") as second:
-            await web_a.publish("ticket:5", {"type": "message", "id": 42})
-            got = [await first.next_within(3), await second.next_within(3)]
-        assert [event.data if event else None for event in got] == [
-            {"type": "message", "id": 42}
-        ] * 2
-    finally:
-        await web_a.close()
-        await web_b.close()
-
-
-async def test_a_transactions_events_arrive_together_and_in_order(
-    redis_url: str, prefix: str
-) -> None:
+) -> AsyncIterator[tuple[RedisPubSub, RedisPubSub]]:
+    """The pub/sub of two web processes on one Redis: (publisher, listener)."""
     publisher = RedisPubSub(redis_url, prefix=prefix)
     listener = RedisPubSub(redis_url, prefix=prefix)
     try:
-        async with listener.subscribe("ticket:7", "inbox") as subscription:
-            await publisher.publish_all(
-                [
-                    ("ticket:7", {"type": "message", "message": 1}),
-                    ("inbox", {"type": "ticket", "ticket": 1007}),
-                    ("ticket:8", {"type": "message", "message": 2}),  # nobody listens here
-                    ("ticket:7", {"type": "ticket"}),
-                ]
-            )
-            got = [await subscription.next_within(3) for _ in range(3)]
-            assert await subscription.next_within(0.3) is None
-        assert [(e.channel, e.data) if e else None for e in got] == [
-            ("ticket:7", {"type": "message", "message": 1}),
-            ("inbox", {"type": "ticket", "ticket": 1007}),
-            ("ticket:7", {"type": "ticket"}),
-        ]
+        yield publisher, listener
     finally:
         await publisher.close()
         await listener.close()
+
+
+async def test_event_published_by_one_process_reaches_subscribers_of_another(
+    two_processes: tuple[RedisPubSub, RedisPubSub],
+) -> None:
+    web_a, web_b = two_processes
+    async with web_b.subscribe("ticket:5") as first, web_b.subscribe("ticket:5") as second:
+        await web_a.publish("ticket:5", {"type": "message", "id": 42})
+        got = [await first.next_within(3), await second.next_within(3)]
+    assert [event.data if event else None for event in got] == [{"type": "message", "id": 42}] * 2
+
+
+async def test_a_transactions_events_arrive_together_and_in_order(
+    two_processes: tuple[RedisPubSub, RedisPubSub],
+) -> None:
+    publisher, listener = two_processes
+    async with listener.subscribe("ticket:7", "inbox") as subscription:
+        await publisher.publish_all(
+            [
+                ("ticket:7", {"type": "message", "message": 1}),
+                ("inbox", {"type": "ticket", "ticket": 1007}),
+                ("ticket:8", {"type": "message", "message": 2}),  # nobody listens here
+                ("ticket:7", {"type": "ticket"}),
+            ]
+        )
+        got = [await subscription.next_within(3) for _ in range(3)]
+        assert await subscription.next_within(0.3) is None
+    assert [(e.channel, e.data) if e else None for e in got] == [
+        ("ticket:7", {"type": "message", "message": 1}),
+        ("inbox", {"type": "ticket", "ticket": 1007}),
+        ("ticket:7", {"type": "ticket"}),
+    ]
 
 
 async def test_subscribers_resync_after_redis_drops_the_connection(
