@@ -60,16 +60,24 @@ class FullThread:
 
 
 async def full_thread(
-    runtime: Runtime, at: datetime, *, attachment: bytes | None = None, sender: str = "kari"
+    runtime: Runtime,
+    at: datetime,
+    *,
+    attachment: bytes | None = None,
+    sender: str = "kari",
+    large: bool = False,
 ) -> FullThread:
     """An emailed ticket with an attachment, an operator reply with its delivery log,
-    a widget conversation and a completed privacy request with an export file."""
+    a widget conversation and a completed privacy request with an export file.
+
+    `large` adds a scanned certificate, which makes the raw mail large enough to be kept
+    in a file rather than in its row."""
     runtime.clock = FrozenClock(at)
     content = attachment or secrets.token_bytes(64)
-    raw = make_mail(
-        sender=f"Kari <{sender}@example.no>",
-        attachments=[("kvittering.pdf", "application/pdf", content, None)],
-    )
+    files = [("kvittering.pdf", "application/pdf", content, None)]
+    if large:
+        files.append(("skann.pdf", "application/pdf", secrets.token_bytes(300 * 1024), None))
+    raw = make_mail(sender=f"Kari <{sender}@example.no>", attachments=files)
     result = await ingest_raw(runtime, raw, "test")
     assert result.status == "created" and result.ticket is not None
     async with transaction(runtime.sessions) as session:
@@ -136,7 +144,7 @@ async def _storage_paths(session, ticket_id):  # type: ignore[no-untyped-def]
     raw_paths = await session.scalars(
         select(InboundMail.storage_path).where(InboundMail.ticket_id == ticket_id)
     )
-    return sorted({*attachment_paths, *raw_paths})
+    return sorted({*attachment_paths, *raw_paths} - {None})  # small raw mail has no file
 
 
 async def rows_of_ticket(runtime: Runtime, ticket_id: int) -> dict[str, int]:

@@ -51,14 +51,24 @@ async def acknowledge(
         queued = await maybe_acknowledge(
             session, runtime.settings, found_ticket, found_message, now, enabled=enabled
         )
-    if queued is None:
+    if not queued:
         return None
     async with transaction(runtime.sessions) as session:
-        row = await session.get(OutboundEmail, queued)
+        row = await acknowledgement_of(session, ticket)
         assert row is not None and row.raw is None, "ingest only queues; the worker writes"
     await write_acknowledgements(runtime, now, **writing)
     async with transaction(runtime.sessions) as session:
-        return await session.get(OutboundEmail, queued)
+        return await session.get(OutboundEmail, row.id)
+
+
+async def acknowledgement_of(session, ticket: Ticket) -> OutboundEmail | None:
+    """The ticket's acknowledgement queued last."""
+    query = (
+        select(OutboundEmail)
+        .where(OutboundEmail.ticket_id == ticket.id, OutboundEmail.kind == "acknowledgement")
+        .order_by(OutboundEmail.id.desc())
+    )
+    return (await session.scalars(query)).first()
 
 
 async def new_ticket_acknowledged(runtime, now=T0, **fields):

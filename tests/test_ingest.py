@@ -14,10 +14,12 @@ import pytest
 from mail_factory import make_mail
 from sqlalchemy import select
 
+from helpdesk.adapters.storage import content_address
 from helpdesk.bootstrap import Runtime
 from helpdesk.db import transaction
 from helpdesk.inbound.outcome import IngestUnavailable
 from helpdesk.inbound.pipeline import ingest_raw
+from helpdesk.inbound.raw_mail import kept_in_row, read_raw
 from helpdesk.models import (
     Attachment,
     InboundMail,
@@ -91,6 +93,32 @@ async def test_the_same_message_twice_is_a_duplicate_of_the_first(runtime: Runti
     assert (await ingest_raw(runtime, without_id, "t")).status == "duplicate"
 
 
+# A scanned certificate: a message this large keeps its raw bytes in a file.
+_LARGE_SCAN = ("kursbevis.pdf", "application/pdf", bytes(range(256)) * 1200, None)
+
+
+async def test_small_mail_keeps_its_raw_bytes_in_its_row_and_large_mail_in_a_file(
+    runtime: Runtime,
+) -> None:
+    small = make_mail(subject="Kursbevis mangler")
+    large = make_mail(
+        subject="Skannet kursbevis", sender="ola@example.no", attachments=[_LARGE_SCAN]
+    )
+    for raw in (small, large):
+        assert (await ingest_raw(runtime, raw, "t")).status == "created"
+    async with runtime.sessions() as session:
+        rows = (await session.scalars(select(InboundMail).order_by(InboundMail.id))).all()
+    assert [row.size for row in rows] == [len(small), len(large)]
+    in_row, in_file = rows
+    assert in_row.raw == small and in_row.storage_path is None
+    assert in_file.raw is None and runtime.storage.read(in_file.storage_path) == large
+    assert [read_raw(runtime.storage, row) for row in rows] == [small, large]
+    root = runtime.storage.root  # type: ignore[attr-defined]
+    on_disk = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    scan = content_address("attachments", _LARGE_SCAN[2]).path
+    assert on_disk == sorted([in_file.storage_path, scan])  # no file for the small one
+
+
 async def test_a_raw_file_that_cannot_be_written_commits_nothing_and_asks_for_a_retry(
     runtime: Runtime,
 ) -> None:
@@ -107,7 +135,8 @@ async def test_a_raw_file_that_cannot_be_written_commits_nothing_and_asks_for_a_
             return getattr(self.inner, name)
 
     healthy, runtime.storage = runtime.storage, FullDisk(runtime.storage)
-    raw = make_mail(subject="Kursbevis mangler")
+    raw = make_mail(subject="Kursbevis mangler", attachments=[_LARGE_SCAN])
+    assert not kept_in_row(len(raw)), "a large message, kept in a file"
     with pytest.raises(IngestUnavailable, match="storage unavailable"):
         await ingest_raw(runtime, raw, "test")
     async with transaction(runtime.sessions) as session:
@@ -203,7 +232,7 @@ async def test_machine_mail_about_nothing_we_know_is_ignored_but_kept(runtime: R
     async with runtime.sessions() as session:
         kept = await session.scalar(select(InboundMail))
         assert kept.status == "ignored" and kept.machine == "list"
-        assert runtime.storage.read(kept.storage_path) == newsletter
+        assert read_raw(runtime.storage, kept) == newsletter
         assert await session.scalar(select(Ticket)) is None
 
 

@@ -119,7 +119,9 @@ async def test_outcomes_come_in_input_order_and_a_failure_stops_at_its_message(
     runtime: Runtime,
 ) -> None:
     corpus = [make_mail(sender=f"elev{i}@example.no", subject=f"Sak {i}") for i in range(8)]
-    failing = corpus[3]
+    # Large enough to be kept in a file (small mail keeps its bytes in its row).
+    scan = ("kursbevis.pdf", "application/pdf", bytes(range(256)) * 1200, None)
+    corpus[3] = failing = make_mail(sender="elev3@example.no", subject="Sak 3", attachments=[scan])
 
     class FullDiskFor:
         """Storage whose write of one message fails, as on a disk that just filled up."""

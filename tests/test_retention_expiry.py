@@ -225,7 +225,9 @@ async def test_expiry_leaves_no_row_or_file_and_a_late_reply_opens_a_new_ticket(
     runtime: Runtime,
 ) -> None:
     shared_pdf = b"%PDF-1.4 the same receipt in two tickets"
-    old = await full_thread(runtime, datetime(2024, 3, 1, 9, 0, tzinfo=UTC), attachment=shared_pdf)
+    old = await full_thread(
+        runtime, datetime(2024, 3, 1, 9, 0, tzinfo=UTC), attachment=shared_pdf, large=True
+    )
     live = await full_thread(
         runtime, datetime(2026, 11, 19, 9, 0, tzinfo=UTC), attachment=shared_pdf, sender="ola"
     )
@@ -248,8 +250,8 @@ async def test_expiry_leaves_no_row_or_file_and_a_late_reply_opens_a_new_ticket(
         ],
         0,
     )
-    only_old = set(old.files) - set(live.files)
-    assert only_old and not any(storage.exists(path) for path in only_old)
+    only_old = set(old.files) - set(live.files)  # its raw mail's file and its scan
+    assert len(only_old) == 2 and not any(storage.exists(path) for path in only_old)
     assert all(storage.exists(path) for path in live.files)  # the shared PDF stays
     assert not storage.exists(old.export_file)
     assert storage.exists(live.export_file)

@@ -6,6 +6,7 @@ pipeline's transaction, and records the outcome on the message's `InboundMail` r
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,7 @@ from helpdesk.inbound.rules import Classification
 from helpdesk.inbound.sanitise import rewrite_cid_urls
 from helpdesk.inbound.threading import ThreadMatch
 from helpdesk.models import Attachment, InboundMail, Message, OutboundEmail, Ticket, TicketMerge
-from helpdesk.models.rows import insert_row
+from helpdesk.models.rows import insert_later
 from helpdesk.outbound.automatic import maybe_acknowledge, queue_notice
 from helpdesk.outbound.suppression import record_hard_bounce
 from helpdesk.signing import verify_message_id
@@ -49,7 +50,8 @@ _TICKET_BY_NUMBER = (
 class Received:
     """A received message as stored: its `InboundMail` row, less the outcome."""
 
-    stored: StoredFile
+    stored: StoredFile  # digest and size; the file's path unless the bytes are in `raw`
+    raw: bytes | None  # the bytes themselves, when the row keeps them (inbound/raw_mail.py)
     source: str
     received_at: datetime
     rfc_message_id: str | None  # as the row keeps them: capped to the column sizes
@@ -73,6 +75,7 @@ class Filer:
         self.runtime = runtime
         self.received = received
         self.stored = received.stored
+        self.raw_in_row = received.raw
         self.parsed = parsed
         self.now = received.received_at
         self.machine: str | None = None  # the machine-mail rule that matched, if any
@@ -89,6 +92,11 @@ class Filer:
         Mail over the size limit also gets the sender a polite notice (when the sender is
         a person we may write to; `queue_notice` applies the automatic-mail rules).
         """
+        if self.raw_in_row is not None:
+            # The attachment is a file: the raw bytes go to file storage after all.
+            raw = self.raw_in_row
+            self.stored = await asyncio.to_thread(self.runtime.storage.put, "raw", raw)
+            self.raw_in_row = None
         text = (
             f"This message could not be taken in automatically ({why}). "
             "The original message is attached as original.eml."
@@ -292,11 +300,12 @@ class Filer:
     async def _record(
         self, status: str, ticket: Ticket | None, message: Message | None, reason: str
     ) -> IngestResult:
-        """Write the message's `InboundMail` row with its outcome (one INSERT)."""
+        """Write the message's `InboundMail` row with its outcome (at the commit)."""
         received = self.received
         row = {
             "sha256": self.stored.sha256,
-            "storage_path": self.stored.path,
+            "storage_path": None if self.raw_in_row is not None else self.stored.path,
+            "raw": self.raw_in_row,
             "size": self.stored.size,
             "source": received.source,
             "received_at": received.received_at,
@@ -308,5 +317,5 @@ class Filer:
             "ticket_id": ticket.id if ticket else None,
             "message_id": message.id if message else None,
         }
-        await insert_row(self.session, InboundMail, row)
+        await insert_later(self.session, InboundMail, row)
         return IngestResult(status, ticket.number if ticket else None, reason)

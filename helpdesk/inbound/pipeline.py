@@ -1,10 +1,11 @@
 """`ingest_raw`: one received message in, exactly one recorded outcome out.
 
 Zulip-style two phases: a cheap check (size) before parsing, then the authoritative
-decision on the raw bytes inside one database transaction. The raw bytes are written to
-file storage first and the `InboundMail` row that points at them is committed together
-with the ticket and message, so a crash anywhere before the commit means the message is
-simply ingested again on the next try, and after it, recognised as a duplicate.
+decision on the raw bytes inside one database transaction. The raw bytes are committed
+with the ticket and message: in the message's `InboundMail` row, or for a large message in
+a file written first that the row points at (helpdesk/inbound/raw_mail.py). So a crash
+anywhere before the commit means the message is simply ingested again on the next try,
+and after it, recognised as a duplicate.
 
 Two kinds of failure, as in Zulip's gateway: the sender's (malformed, oversized, hostile
 mail — quarantined for an operator, never an exception) and ours (database or storage
@@ -28,13 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.adapters.storage import StoredFile, content_address
-from helpdesk.audit.service import defer_until_commit
 from helpdesk.bootstrap import Runtime
 from helpdesk.db import execute_core, is_service_unavailable, transaction
 from helpdesk.inbound import filing
 from helpdesk.inbound.linking import any_order_named, order_candidates
 from helpdesk.inbound.outcome import IngestResult, IngestUnavailable
 from helpdesk.inbound.parse import ParsedMessage, parse_message
+from helpdesk.inbound.raw_mail import kept_in_row
 from helpdesk.inbound.rules import RATE_LIMIT_WINDOW, RuleContext, classify
 from helpdesk.inbound.threading import (
     ThreadingContext,
@@ -47,6 +48,7 @@ from helpdesk.inbound.threading import (
 from helpdesk.inbound.trust import sender_verified
 from helpdesk.metrics import INBOUND_MESSAGES
 from helpdesk.models import InboundMail, Learner, Ticket
+from helpdesk.models.rows import defer_inserts
 
 log = logging.getLogger("helpdesk.inbound")
 
@@ -67,28 +69,36 @@ async def ingest_raw(
 async def _ingest(
     runtime: Runtime, raw: bytes, source: str, max_message_bytes: int | None
 ) -> IngestResult:
-    # The raw bytes are written (and fsynced) in a thread while the message is parsed,
-    # looked up and filed; the transaction waits for the write before it commits, so they
-    # are on disk before anything that points at them is. Where they go is known at once.
     address = content_address("raw", raw)
-    writing = asyncio.ensure_future(asyncio.to_thread(runtime.storage.put, "raw", raw))
+    limit = max_message_bytes or runtime.settings.max_message_bytes
+    oversized = len(raw) > limit
+    in_row = kept_in_row(len(raw)) and not oversized
+    # A large message's file is written (and fsynced) in a thread while the message is
+    # parsed, looked up and filed; the transaction waits for the write before it commits,
+    # so the file is on disk before anything that points at it is.
+    writing = (
+        None
+        if in_row
+        else asyncio.ensure_future(asyncio.to_thread(runtime.storage.put, "raw", raw))
+    )
     try:
-        limit = max_message_bytes or runtime.settings.max_message_bytes
-        oversized = len(raw) > limit
         # An oversized message is kept whole but only its headers are read (bounded memory).
         parsed = parse_message(_headers_only(raw) if oversized else raw)
     except BaseException:
-        await asyncio.wait([writing])
+        if writing is not None:
+            await asyncio.wait([writing])
         raise
+    received = _Raw(address, raw if in_row else None, writing)
     try:
-        return await _ingest_stored(
-            runtime, parsed, address, writing, source, limit if oversized else None
-        )
+        return await _ingest_stored(runtime, parsed, received, source, limit if oversized else None)
     except IntegrityError:
         # A concurrent ingest of the same message committed first.
-        return await _report_duplicate(runtime, parsed, await _stored(writing))
+        await received.on_disk()
+        return await _report_duplicate(runtime, parsed, address)
+    except OSError as exc:  # an attachment's or a quarantined original's file
+        raise _storage_unavailable(exc) from exc
     except Exception as exc:
-        if isinstance(exc, OSError) or is_service_unavailable(exc):
+        if is_service_unavailable(exc):
             raise IngestUnavailable(f"database unavailable: {type(exc).__name__}") from exc
         raise
 
@@ -99,25 +109,40 @@ def _headers_only(raw: bytes) -> bytes:
     return raw[: end if 0 <= end < 256 * 1024 else 256 * 1024] + b"\r\n\r\n"
 
 
-async def _stored(writing: asyncio.Future[StoredFile]) -> StoredFile:
-    try:
-        return await writing
-    except OSError as exc:
-        raise IngestUnavailable(f"storage unavailable: {exc.strerror or exc}") from exc
+@dataclass(frozen=True)
+class _Raw:
+    """A message's raw bytes on their way to being stored."""
+
+    address: StoredFile  # digest and size; the path if they go to a file
+    in_row: bytes | None  # the bytes, when they go into the InboundMail row
+    writing: asyncio.Future[StoredFile] | None  # the file's write, otherwise
+
+    async def on_disk(self) -> None:
+        """Wait for the file's write; at once for bytes in a row."""
+        if self.writing is None:
+            return
+        try:
+            await self.writing
+        except OSError as exc:
+            raise _storage_unavailable(exc) from exc
+
+
+def _storage_unavailable(exc: OSError) -> IngestUnavailable:
+    return IngestUnavailable(f"storage unavailable: {exc.strerror or exc}")
 
 
 async def _ingest_stored(
     runtime: Runtime,
     parsed: ParsedMessage,
-    stored: StoredFile,
-    writing: asyncio.Future[StoredFile],
+    raw: _Raw,
     source: str,
     exceeded_limit: int | None,
 ) -> IngestResult:
-    """Decide and file inside one transaction; `stored` is where `writing` puts the bytes."""
+    """Decide and file inside one transaction."""
     settings = runtime.settings
     now = runtime.clock.now()
-    # Without a Message-ID and sender, duplicates are found by the SHA-256 of the file.
+    stored = raw.address
+    # Without a Message-ID and sender, duplicates are found by the SHA-256 of the bytes.
     by_hash = None if parsed.message_id and parsed.from_address else stored
     decide = exceeded_limit is None and not parsed.unparseable
     if decide:
@@ -126,12 +151,12 @@ async def _ingest_stored(
     ids = referenced_ids(wanted) if decide else []
     orders = order_candidates(parsed) if decide else []
     async with transaction(runtime.sessions) as session:
-        defer_until_commit(session)  # the ticket's and message's events: one INSERT
+        defer_inserts(session)  # audit events, the InboundMail row…: written at commit
         known = await _look_up(
             session, parsed, by_hash.sha256 if by_hash else None, now, ids, orders
         )
         if known.duplicate is not None:
-            await _stored(writing)
+            await raw.on_disk()
             return _duplicate_result(known.duplicate)
         if decide:
             machine = classify(
@@ -152,6 +177,7 @@ async def _ingest_stored(
         # Its InboundMail row is written by the Filer once the outcome is known.
         received = filing.Received(
             stored=stored,
+            raw=raw.in_row,
             source=source[:200],
             received_at=now,
             rfc_message_id=_cap(parsed.message_id, 998),
@@ -175,7 +201,7 @@ async def _ingest_stored(
             result = await filer.file_machine_mail(machine, match)
         else:
             result = await filer.file_human_mail(match, threading.notes, verified, trust_reason)
-        await _stored(writing)  # on disk before the commit, or the transaction rolls back
+        await raw.on_disk()  # a file is on disk before the commit, or nothing commits
         return result
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk.adapters.clock import utcnow
@@ -17,7 +17,9 @@ class InboundMail(SQLModel, table=True):
     """One received message, stored raw before (or with) anything parsed from it.
 
     Deduplication (DESIGN §7): the same Message-ID from the same sender, else the same
-    SHA-256 of the raw bytes. The raw bytes live in file storage under `storage_path`.
+    SHA-256 of the raw bytes. The raw bytes are kept in the row (`raw`) when the message
+    is small, as nearly all support mail is, else in file storage under `storage_path`
+    (helpdesk/inbound/raw_mail.py); exactly one of the two is set.
     """
 
     __tablename__ = "inbound_mail"
@@ -28,7 +30,8 @@ class InboundMail(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     sha256: str = Field(max_length=64, index=True)
-    storage_path: str = Field(max_length=500)
+    storage_path: str | None = Field(default=None, max_length=500)
+    raw: bytes | None = Field(default=None, sa_type=LargeBinary)
     size: int
     source: str = Field(max_length=200)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -30,7 +30,7 @@ from sqlmodel import col
 from helpdesk.config import Settings
 from helpdesk.inbound.linking import is_our_address
 from helpdesk.models import Message, OutboundEmail, Ticket
-from helpdesk.models.rows import insert_row
+from helpdesk.models.rows import insert_later
 from helpdesk.outbound.compose import OutgoingMail, Recipient, compose, to_bytes
 from helpdesk.outbound.headers import reply_subject
 from helpdesk.outbound.history import ThreadHeaders, replying_to, thread_headers
@@ -168,21 +168,22 @@ async def maybe_acknowledge(
     now: datetime,
     *,
     enabled: bool = True,
-) -> int | None:
-    """Queue the acknowledgement of a new ticket as an unwritten outbox row; its id, or None.
+) -> bool:
+    """Queue the acknowledgement of a new ticket as an unwritten outbox row; whether it did.
 
     Call it for the first message of a newly created ticket, in the same transaction.
     Only the rules that need no query are applied here (machine mail, robots, our own
     addresses, DMARC); the outbox worker applies the rest before it writes the mail.
     """
     if not enabled:
-        return None
+        return False
     refusal = message_refusal(settings, message)
     if refusal is not None or message.author_email is None:
         log.info("no acknowledgement for ticket #%s: %s", ticket.number, refusal)
-        return None
+        return False
     assert ticket.id is not None and message.id is not None, "both rows are written"
-    # A plain INSERT (every new ticket by mail passes here; nothing reads the row back).
+    # A plain INSERT, at the commit where the session defers them (every new ticket by
+    # mail passes here; nothing reads the row back).
     row = {
         "message_id": message.id,  # the mail it answers, until the worker writes its own
         "ticket_id": ticket.id,
@@ -195,7 +196,8 @@ async def maybe_acknowledge(
         "created_at": now,
         "updated_at": now,
     }
-    return await insert_row(session, OutboundEmail, row)
+    await insert_later(session, OutboundEmail, row)
+    return True
 
 
 async def write_acknowledgement(

@@ -93,7 +93,7 @@ async def delete_message_content(
     message_ids = list(
         await session.scalars(select(col(Message.id)).where(col(Message.ticket_id).in_(ticket_ids)))
     )
-    attachment_paths = set(
+    attachment_paths: set[str | None] = set(
         await session.scalars(
             select(col(Attachment.storage_path)).where(col(Attachment.message_id).in_(message_ids))
         )
@@ -170,19 +170,23 @@ def remove_eml_copy(settings: Settings, raw: bytes | None) -> None:
 
 
 async def delete_unreferenced_files(
-    session: AsyncSession, storage: FileStorage, paths: set[str]
+    session: AsyncSession, storage: FileStorage, paths: set[str | None]
 ) -> None:
-    """Delete the files no remaining attachment or raw-mail row refers to."""
-    if not paths:
+    """Delete the files no remaining attachment or raw-mail row refers to.
+
+    None stands for a row without a file (raw mail kept in its row) and is skipped.
+    """
+    files = {path for path in paths if path}
+    if not files:
         return
     still_used = set(
         await session.scalars(
-            select(col(Attachment.storage_path)).where(col(Attachment.storage_path).in_(paths))
+            select(col(Attachment.storage_path)).where(col(Attachment.storage_path).in_(files))
         )
     ) | set(
         await session.scalars(
-            select(col(InboundMail.storage_path)).where(col(InboundMail.storage_path).in_(paths))
+            select(col(InboundMail.storage_path)).where(col(InboundMail.storage_path).in_(files))
         )
     )
-    for path in sorted(paths - still_used):
+    for path in sorted(files - still_used):
         storage.delete(path)

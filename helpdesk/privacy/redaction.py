@@ -16,9 +16,10 @@ from sqlalchemy import ColumnElement, Text, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from helpdesk.adapters.storage import FileStorage
+from helpdesk.adapters.storage import FileStorage, content_address
 from helpdesk.audit.service import record_event
 from helpdesk.errors import NotFound
+from helpdesk.inbound.raw_mail import read_raw
 from helpdesk.models import InboundMail, Message, PrivacyRedaction, PrivacyRequest, Ticket
 from helpdesk.privacy.cases import request_target
 from helpdesk.privacy.purge import ERASED, delete_unreferenced_files
@@ -133,9 +134,10 @@ async def _record_raw_mentions(
         select(InboundMail).where(col(InboundMail.ticket_id).in_(ticket_ids))
     )
     for inbound in raw_mail:
-        if inbound.ticket_id is None or not storage.exists(inbound.storage_path):
+        raw = read_raw(storage, inbound)
+        if inbound.ticket_id is None or raw is None:
             continue
-        for match in pattern.finditer(storage.read(inbound.storage_path)):
+        for match in pattern.finditer(raw):
             session.add(
                 PrivacyRedaction(
                     request_id=request.id,
@@ -223,11 +225,15 @@ async def _redact_raw(
     session: AsyncSession, storage: FileStorage, inbound_id: int, spans: list[PrivacyRedaction]
 ) -> None:
     inbound = await session.get(InboundMail, inbound_id)
-    if inbound is None or not storage.exists(inbound.storage_path):
+    raw = read_raw(storage, inbound) if inbound is not None else None
+    if inbound is None or raw is None:
         return
-    raw = storage.read(inbound.storage_path)
     for row in sorted(spans, key=lambda r: r.start, reverse=True):
         raw = raw[: row.start] + ERASED.encode() + raw[row.stop :]
+    if inbound.raw is not None:  # kept in the row: rewritten in place
+        stored = content_address("raw", raw)
+        inbound.raw, inbound.sha256, inbound.size = raw, stored.sha256, stored.size
+        return
     old_path = inbound.storage_path
     stored = storage.put("raw", raw)
     inbound.storage_path, inbound.sha256, inbound.size = stored.path, stored.sha256, stored.size

@@ -227,8 +227,8 @@ async def _lock_still_expirable(
 async def _files_of(
     session: AsyncSession, ids: list[int], message_ids: Select[int | None]
 ) -> set[str]:
-    """Storage paths of the tickets' attachments and raw mail."""
-    paths: set[str] = set()
+    """Storage paths of the tickets' attachments and raw mail (kept in a file)."""
+    paths: set[str | None] = set()
     attachment_paths = await session.scalars(
         select(col(Attachment.storage_path)).where(col(Attachment.message_id).in_(message_ids))
     )

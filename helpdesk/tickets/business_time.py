@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_KEPT_WINDOWS = 4096  # days; a few years either side of today
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,20 @@ class BusinessHours:
 
     def window(self, day: date) -> tuple[datetime, datetime] | None:
         """The day's business hours as UTC instants, or None on a closed day."""
+        # Kept per day: every new ticket's due times walk the same few days, and the
+        # holiday look-up and zone conversions cost more than the walk itself.
+        windows = self._windows
+        if day not in windows:
+            if len(windows) >= _KEPT_WINDOWS:
+                windows.clear()
+            windows[day] = self._compute_window(day)
+        return windows[day]
+
+    @cached_property
+    def _windows(self) -> dict[date, tuple[datetime, datetime] | None]:
+        return {}
+
+    def _compute_window(self, day: date) -> tuple[datetime, datetime] | None:
         if not self.is_business_day(day):
             return None
         start = datetime.combine(day, self.opens, tzinfo=self.zone)

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from helpdesk.adapters.storage import FileStorage
-from helpdesk.audit.service import defer_until_commit, record_event
+from helpdesk.audit.service import record_event
 from helpdesk.errors import NotFound, ValidationFailed
 from helpdesk.live import announce_ticket_change
 from helpdesk.models import Attachment, Message, Ticket, WidgetConversation
+from helpdesk.models.rows import defer_inserts
 from helpdesk.outbound.compose import clean_text
 from helpdesk.outbound.headers import is_sendable
 from helpdesk.tickets.lifecycle import (
@@ -233,7 +234,7 @@ async def post_message(
     problems = body_problems(text, "body")
     if problems:
         raise ValidationFailed(problems)
-    defer_until_commit(session)  # the post's audit events: one plain INSERT at commit
+    defer_inserts(session)  # the post's audit events: written together at commit
     if ticket is None:
         ticket = await session.get(Ticket, conversation.ticket_id, with_for_update=True)
     assert ticket is not None and ticket.id == conversation.ticket_id
