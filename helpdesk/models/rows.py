@@ -56,8 +56,17 @@ async def insert_instance(session: AsyncSession, instance: SQLModel) -> None:
     must not refer to objects still pending in the session.
     """
     model = type(instance)
-    values = {name: getattr(instance, name) for name in _columns(model)}
-    instance.id = await insert_row(session, model, values)  # type: ignore[attr-defined]
+    instance.id = await insert_row(session, model, instance_values(instance))  # type: ignore[attr-defined]
+    attach_inserted(session, instance)
+
+
+def instance_values(instance: SQLModel) -> Row:
+    """A new instance's column values, all but its primary key."""
+    return {name: getattr(instance, name) for name in _columns(type(instance))}
+
+
+def attach_inserted(session: AsyncSession, instance: SQLModel) -> None:
+    """Make an instance whose row was just inserted (its key set) the session's object."""
     make_transient_to_detached(instance)  # its attributes are now the stored row
     session.add(instance)
 

@@ -25,7 +25,7 @@ from helpdesk.models.tickets import CHANNELS
 from helpdesk.operators.notifications import notify_learner_reply
 from helpdesk.privacy.detection import suggest_privacy_request
 from helpdesk.tickets import service_levels
-from helpdesk.tickets.numbers import allocate_ticket_number
+from helpdesk.tickets.numbers import allocate_ticket_number, insert_ticket, issued_on_insert
 
 THREAD_RULES = ("message-id", "reply-address", "subject-token", "new")
 
@@ -164,8 +164,11 @@ async def create_ticket(
     """
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {CHANNELS}")
-    # Allocate first: on SQLite the insert takes the write lock before any read.
-    number = await allocate_ticket_number(session, now)
+    if issued_on_insert(session):
+        number = 0  # issued by the ticket's own INSERT
+    else:
+        # Allocated first: on SQLite its INSERT takes the write lock before any read.
+        number = await allocate_ticket_number(session, now)
     address = requester.strip().lower()
     if learner_id is None and link_learner:
         learner_id = await find_learner_id(session, address)
@@ -185,7 +188,7 @@ async def create_ticket(
         last_message_at=now,
     )
     service_levels.set_due_times(ticket, service_levels.policy_of(session))
-    await insert_instance(session, ticket)
+    await insert_ticket(session, ticket, now)
     await record_event(
         session, actor, "ticket.created", target(ticket), channel=channel, refers_to=refers_to
     )
