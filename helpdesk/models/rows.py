@@ -14,11 +14,12 @@ table's rows as one data-modifying WITH clause — instead of a round trip each.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Insert, Table, bindparam, event, insert
+from sqlalchemy import Insert, Table, bindparam, event, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlmodel import SQLModel
@@ -98,6 +99,9 @@ async def insert_later(session: AsyncSession, model: type[SQLModel], values: Row
 
 
 _DEFERRED = "helpdesk.rows.deferred"
+# More rows than this (a bulk job that defers) are written table by table instead: one
+# statement per shape is compiled and kept, and a statement has at most 65,535 parameters.
+_MAX_TOGETHER = 20
 
 
 @event.listens_for(Session, "before_commit")
@@ -105,21 +109,18 @@ def _write_deferred(session: Session) -> None:
     deferred: list[tuple[Table, Row]] | None = session.info.get(_DEFERRED)
     if not deferred:
         return
-    groups: dict[tuple[Table, tuple[str, ...]], list[Row]] = {}
-    for table, row in deferred:  # in the order written: parents before children
-        groups.setdefault((table, tuple(row)), []).append(row)
+    rows = list(deferred)
     deferred.clear()
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        for (table, _), rows in groups.items():
-            connection.execute(insert(table), rows)
+    if connection.dialect.name != "postgresql" or len(rows) > _MAX_TOGETHER:
+        # Runs of like rows, each as one executemany.
+        for (table, _), run in itertools.groupby(rows, key=lambda r: (r[0], tuple(r[1]))):
+            connection.execute(_insert_of(table), [row for _, row in run])
         return
-    shape = tuple((table, keys, len(rows)) for (table, keys), rows in groups.items())
+    # In the order written, so parents come before children.
+    shape = tuple((table, tuple(row)) for table, row in rows)
     params = {
-        _parameter(group, number, key): value
-        for group, rows in enumerate(groups.values())
-        for number, row in enumerate(rows)
-        for key, value in row.items()
+        _parameter(n, key): value for n, (_, row) in enumerate(rows) for key, value in row.items()
     }
     connection.execute(_together(shape), params)
 
@@ -132,30 +133,34 @@ def _drop_deferred(session: Session) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _together(shape: tuple[tuple[Table, tuple[str, ...], int], ...]) -> Insert:
-    """One statement inserting every group of rows; built once per shape.
+def _together(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Insert:
+    """One statement inserting every row, in order; built once per shape.
 
-    PostgreSQL runs the INSERTs in WITH clauses as part of the statement (they see the
-    same snapshot, which is all they need: they only refer to rows written earlier).
+    Each row is a single-row INSERT (SQLAlchemy caches the compiled form of those, not of
+    a many-row VALUES list) in a WITH clause that selects from the one before it:
+    PostgreSQL runs the sub-statements of a WITH in no set order unless one reads
+    another's output, and the rows' keys should follow the order they were written in.
     """
-    inserts = [
-        insert(table).values(
-            [
-                {
-                    key: bindparam(_parameter(group, number, key), type_=table.c[key].type)
-                    for key in keys
-                }
-                for number in range(count)
-            ]
-        )
-        for group, (table, keys, count) in enumerate(shape)
-    ]
-    *before, last = inserts
-    return last.add_cte(*(part.cte(f"deferred_{i}") for i, part in enumerate(before)))
+    previous = None
+    for n, (table, keys) in enumerate(shape):
+        values = [bindparam(_parameter(n, key), type_=table.c[key].type) for key in keys]
+        if previous is None:
+            row = insert(table).values(dict(zip(keys, values, strict=True)))
+        else:
+            row = insert(table).from_select(keys, select(*values).select_from(previous))
+        if n == len(shape) - 1:
+            return row
+        previous = row.returning(literal_column("1").label("done")).cte(f"deferred_{n}")
+    raise ValueError("no rows")
 
 
-def _parameter(group: int, number: int, key: str) -> str:
-    return f"g{group}_{number}_{key}"
+def _parameter(number: int, key: str) -> str:
+    return f"r{number}_{key}"
+
+
+@functools.cache
+def _insert_of(table: Table) -> Insert:
+    return insert(table)
 
 
 @functools.cache
