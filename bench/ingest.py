@@ -3,7 +3,9 @@
 The corpus is generated: new tickets, replies with In-Reply-To/References, HTML mail,
 attachments and a few malformed messages. The floor is the least any ingest must do —
 parse with the stdlib and commit the raw bytes, one transaction per message — so the
-ratio shows what threading, classification and filing cost on top.
+ratio shows what threading, classification and filing cost on top. The ingest process's
+own CPU time per message (all its threads; PostgreSQL is another process) gives its rate
+per core.
 
 Both run with the concurrency `helpdesk ingest` uses on that database (`--concurrency`
 overrides it): on PostgreSQL a few unrelated messages in flight at once
@@ -135,6 +137,7 @@ async def run_floor(url: str, corpus: list[bytes], concurrency: int) -> float:
 @dataclass
 class IngestRun:
     rate: float  # messages/second through ingest_many (ingest_raw for each)
+    cpu_per_message: float  # seconds of this process's CPU (all its threads) per message
     concurrency: int
     outcomes: dict[str, int]
     acknowledgements: int  # written by the outbox worker's step afterwards
@@ -156,16 +159,21 @@ async def run_ingest(
         await connection.run_sync(SQLModel.metadata.create_all)
     outcomes: dict[str, int] = {}
     width = concurrency or concurrency_for(runtime)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     async for result in ingest_many(runtime, ((raw, "bench") for raw in corpus), concurrency=width):
         outcomes[result.status] = outcomes.get(result.status, 0) + 1
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     started = time.perf_counter()
     written = await write_acknowledgements(runtime)
     writing = time.perf_counter() - started
     await runtime.close()
     return IngestRun(
-        len(corpus) / elapsed, width, outcomes, written, written / writing if written else 0
+        len(corpus) / elapsed,
+        cpu / len(corpus),
+        width,
+        outcomes,
+        written,
+        written / writing if written else 0,
     )
 
 
@@ -204,7 +212,10 @@ async def main() -> None:
         print(
             f"{label}, {run.concurrency} in flight: "
             f"ingest {run.rate:.0f} msg/s, floor {floor:.0f} msg/s, "
-            f"ratio {run.rate / floor:.2f}; outcomes {dict(sorted(run.outcomes.items()))}; "
+            f"ratio {run.rate / floor:.2f}; the ingest process's CPU "
+            f"{run.cpu_per_message * 1000:.1f} ms per message "
+            f"({1 / run.cpu_per_message:.0f} msg/s per core); "
+            f"outcomes {dict(sorted(run.outcomes.items()))}; "
             f"then {run.acknowledgements} acknowledgements written by the outbox worker's "
             f"step at {run.acknowledgement_rate:.0f}/s; "
             f"load average {load_before:.1f} -> {load_after:.1f}"
