@@ -95,11 +95,11 @@ async def _ingest(
         # A concurrent ingest of the same message committed first.
         await received.on_disk()
         return await _report_duplicate(runtime, parsed, address)
-    except OSError as exc:  # an attachment's or a quarantined original's file
-        raise _storage_unavailable(exc) from exc
     except Exception as exc:
-        if is_service_unavailable(exc):
+        if is_service_unavailable(exc):  # connection errors included
             raise IngestUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        if isinstance(exc, OSError):  # an attachment's or a quarantined original's file
+            raise _storage_unavailable(exc) from exc
         raise
 
 
