@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import secrets
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -72,7 +73,7 @@ async def finish_after_delivery(runtime) -> int:
     return 0
 
 
-async def seed_history(runtime, client, agent) -> tuple[int, int]:
+async def seed_history(runtime, client, agent) -> tuple[int, list[int]]:
     """Kari's support history; returns (her learner id, the other learner's ticket)."""
     learner_id, _ = await add_learner_with_history(runtime, email=EMAIL, name=NAME)
     pdf = b"%PDF-1.4 kursbevis for " + NAME.encode() + b" " + PHRASE.encode()
@@ -144,8 +145,17 @@ async def seed_history(runtime, client, agent) -> tuple[int, int]:
         sender="Ola Hansen <ola@firma.example>",
         subject="Kollega",
     )
+    # Large enough that its raw bytes are kept in a file, not in the row like the one above.
+    scan = ("deltakerliste.pdf", "application/pdf", secrets.token_bytes(300 * 1024), None)
+    other_large = await mail_in(
+        runtime,
+        f"Deltakerlisten: {NAME}, {EMAIL}.",
+        sender="Per Berg <per@firma.example>",
+        subject="Deltakerliste",
+        attachments=[scan],
+    )
     await deliver(runtime)
-    return learner_id, other
+    return learner_id, [other, other_large]
 
 
 async def request_erasure(runtime, client, agent, admin) -> int:
@@ -210,7 +220,7 @@ async def test_erasure_leaves_nothing_but_order_bookkeeping(
     runtime, client, operators, tmp_path
 ) -> None:
     agent, admin = operators
-    learner_id, other = await seed_history(runtime, client, agent)
+    learner_id, others = await seed_history(runtime, client, agent)
     assert leftovers_in_files(Path(runtime.settings.data_dir))  # the seed really is there
     request_id = await request_erasure(runtime, client, agent, admin)
 
@@ -218,12 +228,15 @@ async def test_erasure_leaves_nothing_but_order_bookkeeping(
     confirmation = (await mail_to(runtime, EMAIL))[-1]
     assert "slettet henvendelsene dine" in text_of(confirmation)
     # Another learner's ticket mentions her: listed, redacted in one click.
+    # Their raw mail is rewritten too: one kept in its row, one in a file (the scans below).
     mentions = await client.get(f"/api/v1/privacy-requests/{request_id}/mentions", headers=agent)
-    assert mentions.json() == {"tickets": [other]}
-    redacted = await client.post(
-        f"/api/v1/privacy-requests/{request_id}/mentions/{other}/redact", headers=agent
-    )
+    assert mentions.json() == {"tickets": others}
+    for ticket in others:
+        redacted = await client.post(
+            f"/api/v1/privacy-requests/{request_id}/mentions/{ticket}/redact", headers=agent
+        )
     assert redacted.json() == {"tickets": []}
+    other = others[0]
     detail = (await client.get(f"/api/v1/tickets/{other}", headers=agent)).json()
     assert (
         "Min kollega [slettet] ([slettet]) sa at kurset var bra." in detail["messages"][0]["text"]
@@ -250,7 +263,7 @@ async def test_erasure_leaves_nothing_but_order_bookkeeping(
             (None, None, 189000, "NOK", "912345678"),
         ]
         remaining = list(await session.scalars(select(Ticket).order_by(Ticket.number)))
-        assert [t.subject for t in remaining] == ["Kollega", "[slettet]"]
+        assert [t.subject for t in remaining] == ["Kollega", "Deltakerliste", "[slettet]"]
         request = await session.get(PrivacyRequest, request_id)
         assert request is not None and request.scrubbed_at is not None and request.kind == "erasure"
         (event,) = await session.scalars(select(PlatformEvent))
