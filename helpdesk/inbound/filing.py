@@ -6,7 +6,6 @@ pipeline's transaction, and records the outcome on the message's `InboundMail` r
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,7 +74,6 @@ class Filer:
         self.runtime = runtime
         self.received = received
         self.stored = received.stored
-        self.raw_in_row = received.raw
         self.parsed = parsed
         self.now = received.received_at
         self.machine: str | None = None  # the machine-mail rule that matched, if any
@@ -92,11 +90,7 @@ class Filer:
         Mail over the size limit also gets the sender a polite notice (when the sender is
         a person we may write to; `queue_notice` applies the automatic-mail rules).
         """
-        if self.raw_in_row is not None:
-            # The attachment is a file: the raw bytes go to file storage after all.
-            raw = self.raw_in_row
-            self.stored = await asyncio.to_thread(self.runtime.storage.put, "raw", raw)
-            self.raw_in_row = None
+        assert self.received.raw is None, "a quarantined original is kept as a file"
         text = (
             f"This message could not be taken in automatically ({why}). "
             "The original message is attached as original.eml."
@@ -304,8 +298,8 @@ class Filer:
         received = self.received
         row = {
             "sha256": self.stored.sha256,
-            "storage_path": None if self.raw_in_row is not None else self.stored.path,
-            "raw": self.raw_in_row,
+            "storage_path": None if received.raw is not None else self.stored.path,
+            "raw": received.raw,
             "size": self.stored.size,
             "source": received.source,
             "received_at": received.received_at,

@@ -72,22 +72,19 @@ async def _ingest(
     address = content_address("raw", raw)
     limit = max_message_bytes or runtime.settings.max_message_bytes
     oversized = len(raw) > limit
-    in_row = kept_in_row(len(raw)) and not oversized
-    # A large message's file is written (and fsynced) in a thread while the message is
-    # parsed, looked up and filed; the transaction waits for the write before it commits,
-    # so the file is on disk before anything that points at it is.
+    # An oversized message is kept whole but only its headers are read (bounded memory).
+    parsed = parse_message(_headers_only(raw) if oversized else raw)
+    # Mail that will be quarantined keeps its original as a file: it is attached to its
+    # ticket for operators to download.
+    in_row = kept_in_row(len(raw)) and not oversized and not parsed.unparseable
+    # A file is written (and fsynced) in a thread while the message is looked up and
+    # filed; the transaction waits for the write before it commits, so the file is on
+    # disk before anything that points at it is.
     writing = (
         None
         if in_row
         else asyncio.ensure_future(asyncio.to_thread(runtime.storage.put, "raw", raw))
     )
-    try:
-        # An oversized message is kept whole but only its headers are read (bounded memory).
-        parsed = parse_message(_headers_only(raw) if oversized else raw)
-    except BaseException:
-        if writing is not None:
-            await asyncio.wait([writing])
-        raise
     received = _Raw(address, raw if in_row else None, writing)
     try:
         return await _ingest_stored(runtime, parsed, received, source, limit if oversized else None)
@@ -98,7 +95,7 @@ async def _ingest(
     except Exception as exc:
         if is_service_unavailable(exc):  # connection errors included
             raise IngestUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-        if isinstance(exc, OSError):  # an attachment's or a quarantined original's file
+        if isinstance(exc, OSError):  # an attachment's file
             raise _storage_unavailable(exc) from exc
         raise
 
